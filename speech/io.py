@@ -1,0 +1,59 @@
+"""Where audio comes from and goes to: `AudioSource` and `AudioSink`.
+
+Microphones and speakers (sounddevice/PortAudio) and WAV files implement the same
+two interfaces, so the pipeline runs identically live and in file mode.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+
+from speech.audio import AudioChunk
+
+
+class AudioSource(ABC):
+    """Delivers audio as `AudioChunk`s at `sample_rate` (16 kHz mono for recognition)."""
+
+    sample_rate: int = 16000
+
+    @abstractmethod
+    def start(self) -> None:
+        """Begin capturing (a live source drops nothing it captured after this)."""
+
+    @abstractmethod
+    def read(self, timeout: float | None = None) -> AudioChunk | None:
+        """Next chunk; None on timeout or, for a finite source, at its end.
+
+        Raises `AudioDeviceError` when the device failed or disappeared.
+        """
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop capturing; `read` then drains what was captured and returns None."""
+
+    @property
+    def exhausted(self) -> bool:
+        """True for a finite source (a file) that has delivered everything."""
+        return False
+
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Drop audio captured but not yet read (e.g. while Hearth was speaking)."""
+
+    def close(self) -> None:
+        self.stop()
+
+
+class AudioSink(ABC):
+    """Plays `AudioChunk`s."""
+
+    @abstractmethod
+    def play(self, chunk: AudioChunk, cancel: threading.Event | None = None) -> None:
+        """Play `chunk`, blocking until it has been played or `cancel` is set."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Silence output now, from any thread (within 50 ms for a live device)."""
+
+    def close(self) -> None:
+        self.stop()
