@@ -1,0 +1,122 @@
+"""Conversation memory (`engine.conversation.fit_to_context`) with a word-counting engine.
+
+The engine here only counts tokens (one per word plus a per-message overhead, like a
+chat template adds); the real-tokenizer version of these checks runs against llama.cpp
+in tests/integration/test_llama_engine.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from engine.base import ChatEngine, ChatMessage, GenerationOptions, GenerationStats
+from engine.conversation import fit_to_context
+from engine.errors import ContextOverflowError
+
+OVERHEAD = 3  # tokens a template spends on each message's role markers
+
+
+class CountingEngine(ChatEngine):
+    """Counts prompt tokens as words; cannot generate."""
+
+    def __init__(self, context_length: int) -> None:
+        self._context_length = context_length
+        self.count_calls = 0
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length
+
+    def tokenize(self, text: str, add_special: bool = False) -> list[int]:
+        return list(range(len(text.split())))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return " ".join("w" for _ in tokens)
+
+    def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        self.count_calls += 1
+        return sum(len(self.tokenize(m.content)) + OVERHEAD for m in messages) + 2
+
+    def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        raise NotImplementedError
+
+    @property
+    def last_stats(self) -> GenerationStats | None:
+        return None
+
+
+SYSTEM = ChatMessage("system", "you are a terse helpful assistant")
+
+
+def _conversation(turns: int, words: int = 10) -> list[ChatMessage]:
+    messages = [SYSTEM]
+    for i in range(turns):
+        messages.append(ChatMessage("user", f"question {i} " + "q " * words))
+        messages.append(ChatMessage("assistant", f"answer {i} " + "a " * words))
+    messages.append(ChatMessage("user", "the latest question"))
+    return messages
+
+
+def test_short_conversation_is_kept_whole() -> None:
+    engine = CountingEngine(context_length=2048)
+    messages = _conversation(3)
+    assert fit_to_context(engine, messages, max_reply_tokens=256) == messages
+
+
+def test_long_conversation_keeps_system_prompt_and_latest_turns() -> None:
+    engine = CountingEngine(context_length=200)
+    messages = _conversation(40)
+    kept = fit_to_context(engine, messages, max_reply_tokens=64)
+    assert kept[0] == SYSTEM
+    assert kept[-1] == messages[-1]
+    assert kept[1].role == "user"  # never starts with an orphaned answer
+    assert kept == [SYSTEM, *messages[len(messages) - len(kept) + 1:]]
+    assert engine.count_prompt_tokens(kept) + 64 <= 200
+    # as many turns as fit: one more exchange would overflow
+    one_more = [SYSTEM, *messages[len(messages) - len(kept) - 1:]]
+    assert engine.count_prompt_tokens(one_more) + 64 > 200
+
+
+def test_every_turn_of_a_growing_conversation_fits() -> None:
+    engine = CountingEngine(context_length=160)
+    history = [SYSTEM]
+    for turn in range(40):
+        history.append(ChatMessage("user", f"turn {turn} " + "word " * (turn % 7)))
+        kept = fit_to_context(engine, history, max_reply_tokens=48)
+        assert kept[0] == SYSTEM and kept[-1] == history[-1]
+        assert engine.count_prompt_tokens(kept) + 48 <= 160
+        history.append(ChatMessage("assistant", "reply " * 12))
+
+
+def test_binary_search_keeps_tokenizer_calls_few() -> None:
+    engine = CountingEngine(context_length=300)
+    fit_to_context(engine, _conversation(500), max_reply_tokens=64)
+    assert engine.count_calls < 20
+
+
+def test_system_prompt_alone_too_long_raises() -> None:
+    engine = CountingEngine(context_length=40)
+    messages = [ChatMessage("system", "word " * 60), ChatMessage("user", "hi")]
+    with pytest.raises(ContextOverflowError):
+        fit_to_context(engine, messages, max_reply_tokens=8)
+
+
+def test_reply_longer_than_context_raises() -> None:
+    with pytest.raises(ContextOverflowError):
+        fit_to_context(CountingEngine(64), _conversation(1), max_reply_tokens=64)
+
+
+def test_without_system_prompt_latest_turns_are_kept() -> None:
+    engine = CountingEngine(context_length=120)
+    messages = _conversation(20)[1:]
+    kept = fit_to_context(engine, messages, max_reply_tokens=32)
+    assert kept[0].role == "user" and kept[-1] == messages[-1]
+    assert engine.count_prompt_tokens(kept) + 32 <= 120
