@@ -1,0 +1,368 @@
+"""The sound card: listing devices, the `Microphone` and the `Speaker` (sounddevice/PortAudio).
+
+Devices are chosen by part of their name (stable across reboots) or by index (not
+stable), '' meaning the system default. The microphone captures at the device's
+native rate and is resampled to 16 kHz mono with soxr on the reading thread; its
+PortAudio callback only copies blocks into a bounded queue, so a slow consumer
+costs dropped blocks (counted and logged), never a stalled audio thread.
+
+sounddevice initializes PortAudio when first imported, so it is imported lazily:
+environment such as PULSE_SERVER must be set before the first device is opened.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from speech.audio import AudioChunk
+from speech.errors import AudioDeviceError
+from speech.io import AudioSink, AudioSource
+from speech.resample import StreamResampler, resample
+
+log = logging.getLogger(__name__)
+
+NO_INPUT_HINT = (
+    "connect a microphone, or pick one with [audio] input_device; "
+    "you can still type your questions"
+)
+
+
+def _sounddevice() -> ModuleType:
+    try:
+        import sounddevice
+    except OSError as exc:  # the PortAudio shared library itself is missing
+        raise AudioDeviceError(
+            f"PortAudio is not available ({exc}); install it: sudo apt install libportaudio2"
+        ) from None
+    return sounddevice
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One PortAudio device."""
+
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_sample_rate: float
+    """The device's native rate (Hz)."""
+    is_default_input: bool = False
+    is_default_output: bool = False
+
+    def describe(self) -> str:
+        roles = [r for r, on in (("in", self.max_input_channels), ("out",
+                 self.max_output_channels)) if on]
+        return f"[{self.index}] {self.name} ({'/'.join(roles)}, {self.default_sample_rate:.0f} Hz)"
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every device PortAudio sees (after a fresh scan)."""
+    sd = _sounddevice()
+    try:
+        raw = sd.query_devices()
+        hostapis = sd.query_hostapis()
+        default_in, default_out = sd.default.device
+    except sd.PortAudioError as exc:
+        raise AudioDeviceError(f"cannot list audio devices: {exc}") from None
+    devices = []
+    for index, dev in enumerate(raw):
+        devices.append(
+            DeviceInfo(
+                index=index,
+                name=str(dev["name"]),
+                hostapi=str(hostapis[dev["hostapi"]]["name"]),
+                max_input_channels=int(dev["max_input_channels"]),
+                max_output_channels=int(dev["max_output_channels"]),
+                default_sample_rate=float(dev["default_samplerate"]),
+                is_default_input=index == default_in,
+                is_default_output=index == default_out,
+            )
+        )
+    return devices
+
+
+def find_device(spec: str | int, kind: str) -> DeviceInfo:
+    """The input (`kind="input"`) or output device named by `spec`.
+
+    `spec` is '' for the default, an index, or a case-insensitive part of the name
+    (the first match wins). Raises `AudioDeviceError` listing what exists.
+    """
+    if kind not in ("input", "output"):
+        raise ValueError(f"kind must be 'input' or 'output', not {kind!r}")
+    devices = list_devices()
+    usable = [d for d in devices
+              if (d.max_input_channels if kind == "input" else d.max_output_channels) > 0]
+    spec_text = str(spec).strip()
+    if not usable:
+        found = "; ".join(d.describe() for d in devices) or "none at all"
+        hint = NO_INPUT_HINT if kind == "input" else "connect speakers or headphones"
+        raise AudioDeviceError(f"no audio {kind} device found (devices: {found}); {hint}")
+    if not spec_text:
+        for d in usable:
+            if d.is_default_input if kind == "input" else d.is_default_output:
+                return d
+        return usable[0]
+    if spec_text.isdigit():
+        matches = [d for d in usable if d.index == int(spec_text)]
+    else:
+        matches = [d for d in usable if spec_text.lower() in d.name.lower()]
+    if matches:
+        return matches[0]
+    names = "; ".join(d.describe() for d in usable)
+    raise AudioDeviceError(
+        f"no {kind} device matches {spec_text!r} (available: {names}); "
+        f"set [audio] {kind}_device to part of one of these names"
+    )
+
+
+class Microphone(AudioSource):
+    """Live capture delivering 16 kHz (by default) mono `AudioChunk`s of `block_ms`.
+
+    `set_gate(True)` drops everything captured until `set_gate(False)`: half-duplex
+    echo gating while Hearth speaks. `overruns` counts blocks lost because the queue
+    was full or PortAudio reported an input overflow.
+    """
+
+    def __init__(
+        self,
+        device: str | int = "",
+        *,
+        sample_rate: int = 16000,
+        capture_rate: int = 0,
+        block_ms: int = 30,
+        queue_seconds: float = 5.0,
+    ) -> None:
+        """`capture_rate` 0 means the device's native rate."""
+        self.device = find_device(device, "input")
+        self.sample_rate = sample_rate
+        self.capture_rate = capture_rate or int(self.device.default_sample_rate)
+        self.block_ms = block_ms
+        self._blocksize = max(1, self.capture_rate * block_ms // 1000)
+        max_blocks = max(4, int(queue_seconds * 1000 / block_ms))
+        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=max_blocks)
+        self._resampler = StreamResampler(self.capture_rate, sample_rate)
+        self._stream: Any = None
+        self._gate_closed = False
+        self._failed: str | None = None
+        self._running = False
+        self.overruns = 0
+        self._last_overrun_log = 0.0
+
+    def start(self) -> None:
+        if self._running:
+            return
+        sd = _sounddevice()
+        self._failed = None
+        try:
+            self._stream = sd.InputStream(
+                device=self.device.index,
+                samplerate=self.capture_rate,
+                channels=1,
+                dtype="int16",
+                blocksize=self._blocksize,
+                callback=self._callback,
+                finished_callback=self._on_finished,
+            )
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            self._stream = None
+            raise AudioDeviceError(
+                f"cannot open microphone {self.device.name!r} at {self.capture_rate} Hz: {exc}"
+            ) from None
+        self._running = True
+        log.info("microphone %s open at %d Hz", self.device.name, self.capture_rate)
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        # PortAudio's thread: copy and queue, nothing else (no resampling, no locks)
+        if status and status.input_overflow:
+            self._count_overrun("input overflow")
+        if self._gate_closed:
+            return
+        try:
+            self._queue.put_nowait(indata[:, 0].copy())
+        except queue.Full:
+            self._count_overrun("queue full")
+
+    def _count_overrun(self, why: str) -> None:
+        self.overruns += 1
+        now = time.monotonic()
+        if now - self._last_overrun_log > 5.0:  # at most one line per 5 s
+            self._last_overrun_log = now
+            log.warning("microphone dropped audio (%s); %d block(s) lost so far", why,
+                        self.overruns)
+
+    def _on_finished(self) -> None:
+        if self._running:
+            self._failed = f"microphone {self.device.name!r} stopped unexpectedly"
+
+    def read(self, timeout: float | None = None) -> AudioChunk | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._failed:
+                raise AudioDeviceError(self._failed)
+            wait = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
+            try:
+                block = self._queue.get(timeout=wait) if self._running else \
+                    self._queue.get_nowait()
+            except queue.Empty:
+                if not self._running:
+                    return None
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                continue
+            samples = self._resampler.process(block)
+            if len(samples):
+                return AudioChunk(samples, self.sample_rate)
+
+    def flush(self) -> None:
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._resampler.reset()
+
+    def set_gate(self, closed: bool) -> None:
+        """Close (True) to drop all captured audio, e.g. while Hearth speaks; open again
+        (False) to resume. Closing also drops what was queued but not yet read."""
+        self._gate_closed = closed
+        if closed:
+            self.flush()
+
+    @property
+    def gate_closed(self) -> bool:
+        return self._gate_closed
+
+    def stop(self) -> None:
+        self._running = False
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+                stream.close()
+            except Exception as exc:  # a vanished device must not break shutdown
+                log.debug("closing microphone: %s", exc)
+
+
+class Speaker(AudioSink):
+    """Playback through a PortAudio output stream that stops within ~50 ms on demand.
+
+    A callback pulls from a queue of pending samples and plays silence when it is
+    empty, so sentences follow each other without reopening the device. `stop()`
+    (from any thread) drops what is pending and aborts the stream, discarding
+    audio already in the device buffer; the next `play` restarts it.
+    """
+
+    def __init__(self, device: str | int = "", *, block_ms: int = 20) -> None:
+        self.device = find_device(device, "output")
+        self.block_ms = block_ms
+        self._lock = threading.Lock()
+        self._pending: collections.deque[np.ndarray] = collections.deque()
+        self._offset = 0
+        self._stream: Any = None
+        self._stream_rate = 0
+        self._generation = 0
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def _open(self, sample_rate: int) -> int:
+        """Make sure a running stream exists; returns its rate (the chunk's, if the
+        device accepts it, else the device's native rate)."""
+        if self._stream is not None and self._stream_rate == sample_rate:
+            if not self._stream.active:
+                self._stream.start()
+            return sample_rate
+        self._close_stream()
+        sd = _sounddevice()
+        last_error: Exception | None = None
+        for rate in dict.fromkeys((sample_rate, int(self.device.default_sample_rate))):
+            try:
+                stream = sd.OutputStream(
+                    device=self.device.index,
+                    samplerate=rate,
+                    channels=1,
+                    dtype="int16",
+                    blocksize=max(1, rate * self.block_ms // 1000),
+                    latency="low",
+                    callback=self._callback,
+                )
+                stream.start()
+            except sd.PortAudioError as exc:
+                last_error = exc
+                continue
+            self._stream, self._stream_rate = stream, rate
+            return rate
+        raise AudioDeviceError(f"cannot open speaker {self.device.name!r}: {last_error}")
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        out = outdata[:, 0]
+        filled = 0
+        with self._lock:
+            while filled < frames and self._pending:
+                head = self._pending[0]
+                take = min(frames - filled, len(head) - self._offset)
+                out[filled:filled + take] = head[self._offset:self._offset + take]
+                filled += take
+                self._offset += take
+                if self._offset >= len(head):
+                    self._pending.popleft()
+                    self._offset = 0
+            if not self._pending:
+                self._idle.set()
+        out[filled:] = 0
+
+    def play(self, chunk: AudioChunk, cancel: threading.Event | None = None) -> None:
+        if cancel is not None and cancel.is_set():
+            return
+        rate = self._open(chunk.sample_rate)
+        audio = resample(chunk, rate) if rate != chunk.sample_rate else chunk.to_mono()
+        with self._lock:
+            generation = self._generation
+            self._pending.append(audio.samples)
+            self._idle.clear()
+        # poll, because a caller's cancel Event cannot be waited on together with ours
+        while not self._idle.wait(0.01):
+            if cancel is not None and cancel.is_set():
+                self.stop()
+                return
+            if generation != self._generation:
+                return  # stop() was called from another thread
+        if generation == self._generation and self._stream is not None:
+            time.sleep(float(self._stream.latency))  # until the last block is audible
+
+    def stop(self) -> None:
+        with self._lock:
+            self._pending.clear()
+            self._offset = 0
+            self._generation += 1
+            self._idle.set()
+        stream = self._stream
+        if stream is not None and stream.active:
+            try:
+                stream.abort()  # drops what the device buffer still holds
+            except Exception as exc:
+                log.debug("aborting speaker: %s", exc)
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception as exc:
+                log.debug("closing speaker: %s", exc)
+
+    def close(self) -> None:
+        self.stop()
+        self._close_stream()
