@@ -153,14 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(args: argparse.Namespace, settings: Settings | None) -> None:
-    level_name = settings.general.log_level if settings else "info"
-    level = getattr(logging, level_name.upper())
+    # The log file gets the configured level; the console only warnings unless -v.
+    file_level = getattr(logging, (settings.general.log_level if settings else "info").upper())
+    level = logging.WARNING
     if args.verbose:
         level = logging.DEBUG if args.verbose > 1 else logging.INFO
     if args.quiet:
         level = logging.ERROR
     root = logging.getLogger()
-    root.setLevel(min(level, logging.INFO))
+    root.setLevel(min(level, file_level))
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)
     console.setFormatter(logging.Formatter("hearth: %(message)s"))
@@ -171,7 +172,7 @@ def _setup_logging(args: argparse.Namespace, settings: Settings | None) -> None:
         directory = log_dir()
         directory.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(directory / "hearth.log", encoding="utf-8")
-        file_handler.setLevel(logging.INFO)
+        file_handler.setLevel(file_level)
         file_handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )

@@ -1,0 +1,199 @@
+"""How much memory this machine has for models, and which stack fits it.
+
+Usable memory is the smallest of physical RAM, the cgroup limit (containers,
+systemd `MemoryMax=`) and the address-space rlimit (`ulimit -v`, `prlimit --as`).
+The catalog's [[tier]] table maps usable memory to a backend and models; each model
+gets a fit label: "fits", "tight" or "does not fit".
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from app.errors import HearthError
+from app.models.catalog import Catalog, CatalogEntry, Tier
+
+FITS, TIGHT, DOES_NOT_FIT = "fits", "tight", "does not fit"
+
+# Share of usable memory a model may take and still "fit": the rest is for the OS,
+# the recognizer, the voice and the GUI.
+FIT_SHARE = 0.6
+TIGHT_SHARE = 0.9
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
+          "mib": 2**20, "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40,
+          "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'2GB', '512 MiB', '1.5g' -> bytes (GB and GiB both mean 2**30, as people use them)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise HearthError(f"{text!r} is not a memory size; write it like 2GB or 512MB")
+    value = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if value <= 0:
+        raise HearthError(f"{text!r}: a memory size must be greater than zero")
+    return int(value)
+
+
+def format_bytes(n: int) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**20:.0f} MiB"
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def cgroup_limit_bytes() -> int | None:
+    """The memory limit of this process's cgroup (v2 or v1), if any."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, rel = parts
+        if hierarchy == "0" and controllers == "":
+            limit = _read_int(Path("/sys/fs/cgroup") / rel.lstrip("/") / "memory.max")
+            if limit is None:
+                limit = _read_int(Path("/sys/fs/cgroup/memory.max"))
+            return limit
+        if "memory" in controllers.split(","):
+            limit = _read_int(Path("/sys/fs/cgroup/memory") / rel.lstrip("/")
+                              / "memory.limit_in_bytes")
+            if limit is None:
+                limit = _read_int(Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+            # cgroup v1 says "no limit" with a huge number
+            return limit if limit is not None and limit < 2**60 else None
+    return None
+
+
+def rlimit_as_bytes() -> int | None:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+@dataclass(frozen=True)
+class MachineMemory:
+    total_bytes: int
+    available_bytes: int
+    limit_bytes: int | None = None
+    """The tighter of the cgroup limit and the address-space rlimit, if any."""
+    limit_source: str = ""
+    simulated: bool = False
+
+    @property
+    def usable_bytes(self) -> int:
+        if self.limit_bytes is not None:
+            return min(self.total_bytes, self.limit_bytes)
+        return self.total_bytes
+
+    @property
+    def free_for_models_bytes(self) -> int:
+        """What a model may take right now."""
+        return min(self.available_bytes, self.usable_bytes)
+
+    def describe(self) -> str:
+        text = f"{format_bytes(self.usable_bytes)} usable"
+        if self.simulated:
+            return text + " (simulated with --ram)"
+        if self.limit_bytes is not None and self.limit_bytes < self.total_bytes:
+            text += f" (limited by {self.limit_source}; {format_bytes(self.total_bytes)} installed)"
+        return text + f", {format_bytes(self.available_bytes)} free now"
+
+
+def detect_memory(simulate_bytes: int | None = None) -> MachineMemory:
+    """This machine's memory, or a simulated machine with `simulate_bytes` of RAM."""
+    if simulate_bytes is not None:
+        # A freshly booted machine of that size: the OS and desktop take ~15%.
+        return MachineMemory(simulate_bytes, int(simulate_bytes * 0.85), simulated=True)
+    vm = psutil.virtual_memory()
+    limits = [(v, name) for v, name in ((cgroup_limit_bytes(), "cgroup memory limit"),
+                                        (rlimit_as_bytes(), "address-space limit (ulimit -v)"))
+              if v is not None and v < vm.total]
+    if not limits:
+        return MachineMemory(vm.total, vm.available)
+    limit, source = min(limits)
+    # Address space already mapped counts against RLIMIT_AS: subtract this process's.
+    if source.startswith("address"):
+        used = psutil.Process().memory_info().vms
+        available = max(0, limit - used)
+    else:
+        available = min(vm.available, limit)
+    return MachineMemory(vm.total, available, limit, source)
+
+
+def fit_label(needed_bytes: int, memory: MachineMemory) -> str:
+    usable = memory.usable_bytes
+    if needed_bytes <= FIT_SHARE * usable and needed_bytes <= memory.free_for_models_bytes:
+        return FITS
+    if needed_bytes <= TIGHT_SHARE * usable:
+        return TIGHT
+    return DOES_NOT_FIT
+
+
+def tier_for(catalog: Catalog, memory: MachineMemory) -> Tier:
+    chosen = catalog.tiers[0]
+    for tier in catalog.tiers:
+        if memory.usable_bytes >= tier.min_ram_bytes:
+            chosen = tier
+    return chosen
+
+
+@dataclass(frozen=True)
+class StackChoice:
+    """The stack Hearth picks for a machine, with the reason in words."""
+
+    tier: str
+    backend: str
+    llm: str
+    stt: str
+    tts: str
+    reason: str
+
+
+def recommend(
+    catalog: Catalog, memory: MachineMemory, language: str, llama_cpp_available: bool
+) -> StackChoice:
+    tier = tier_for(catalog, memory)
+    llm_id = tier.llm.get(language) or tier.llm["en"]
+    entry = catalog.get(llm_id)
+    backend = tier.backend
+    why = [f"{memory.describe()}: tier {tier.name!r}"]
+    if backend == "llama-cpp" and not llama_cpp_available:
+        if "numpy" in entry.engines:
+            backend = "numpy"
+            why.append("llama-cpp-python is not installed, so the built-in numpy engine runs it")
+        else:
+            fallback = next(e for e in catalog.of_kind("llm") if "numpy" in e.engines)
+            why.append(f"{entry.name} needs llama-cpp-python, which is not installed; "
+                       f"the numpy engine runs {fallback.name} instead")
+            entry, backend = fallback, "numpy"
+    elif backend == "numpy":
+        why.append("under 1 GB the built-in numpy engine is used: it can stream weights "
+                   "that do not fit in memory")
+    label = fit_label(entry.ram_bytes, memory)
+    why.append(f"{entry.name} needs {format_bytes(entry.ram_bytes)} ({label})")
+    return StackChoice(
+        tier=tier.name, backend=backend, llm=entry.id,
+        stt=tier.stt.get(language) or tier.stt["en"],
+        tts=tier.tts.get(language) or tier.tts["en"],
+        reason="; ".join(why),
+    )
+
+
+def model_fits(entry: CatalogEntry, memory: MachineMemory) -> str:
+    return fit_label(entry.ram_bytes, memory)
