@@ -69,6 +69,16 @@ class AudioChunk:
         """float32 samples in [-1, 1], same shape as `samples`."""
         return self.samples.astype(np.float32) / 32768.0
 
+    def expect(self, sample_rate: int, channels: int = 1, consumer: str = "this stage") -> None:
+        """Raise a one-line `AudioFormatError` unless the chunk has this rate and channel
+        count (recognizers, spotters and the VAD each take one fixed format)."""
+        if self.sample_rate != sample_rate or self.channels != channels:
+            raise AudioFormatError(
+                f"{consumer} needs {sample_rate} Hz audio with {channels} channel(s), got "
+                f"{self.sample_rate} Hz with {self.channels} (resample with "
+                "speech.resample.resample)"
+            )
+
     def to_mono(self) -> AudioChunk:
         if self.channels == 1:
             return self

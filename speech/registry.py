@@ -1,0 +1,85 @@
+"""Speech backends found by name, imported only when asked for.
+
+A backend whose optional dependency is missing raises
+`SpeechBackendUnavailableError` naming the pip extra that installs it, so Hearth
+runs with whichever subset of engines this machine has.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from speech.errors import SpeechBackendUnavailableError
+from speech.stt import SpeechRecognizer
+from speech.tts import SpeechSynthesizer
+from speech.wake import WakeWordDetector
+
+# name -> (module:class, the python module it needs, the pip extra that installs it)
+RECOGNIZERS = {
+    "pocketsphinx": ("speech.sphinx:PocketSphinxRecognizer", "pocketsphinx", "sphinx"),
+    "vosk": ("speech.vosk_stt:VoskRecognizer", "vosk", "vosk"),
+}
+SYNTHESIZERS = {
+    "piper": ("speech.piper_tts:PiperSynthesizer", "piper", "piper"),
+    "espeak-ng": ("speech.espeak:EspeakSynthesizer", "", ""),
+}
+WAKE_DETECTORS = {
+    "pocketsphinx": ("speech.wake_sphinx:SphinxWakeWord", "pocketsphinx", "sphinx"),
+    "vosk": ("speech.wake_vosk:VoskWakeWord", "vosk", "vosk"),
+}
+
+
+def _load(table: dict[str, tuple[str, str, str]], kind: str, name: str) -> Any:
+    if name not in table:
+        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
+    target, dependency, extra = table[name]
+    if dependency and importlib.util.find_spec(dependency) is None:
+        raise SpeechBackendUnavailableError(
+            f"the {name} {kind} needs the {dependency!r} package; install it: "
+            f"pip install 'hearth[{extra}]'"
+        )
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def is_available(name: str, kind: str = "recognizer") -> bool:
+    """Whether backend `name` of `kind` ('recognizer', 'synthesizer', 'wake') can load."""
+    table = {"recognizer": RECOGNIZERS, "synthesizer": SYNTHESIZERS,
+             "wake": WAKE_DETECTORS}[kind]
+    if name not in table:
+        return False
+    dependency = table[name][1]
+    return not dependency or importlib.util.find_spec(dependency) is not None
+
+
+def create_recognizer(name: str, model: str | Path | None, *, sample_rate: int = 16000,
+                      grammar: Sequence[str] = ()) -> SpeechRecognizer:
+    """'pocketsphinx' (model None = the wheel's English model) or 'vosk' (model folder)."""
+    cls = _load(RECOGNIZERS, "recognizer", name)
+    if name == "vosk":
+        if model is None:
+            raise ValueError("the Vosk recognizer needs a model folder")
+        return cls(model, sample_rate=sample_rate, grammar=grammar)
+    return cls(model, sample_rate=sample_rate)
+
+
+def create_synthesizer(name: str, voice: str | Path, *,
+                       speaking_rate: float = 1.0) -> SpeechSynthesizer:
+    """'piper' (voice = .onnx path) or 'espeak-ng' (voice = an espeak-ng voice name)."""
+    cls = _load(SYNTHESIZERS, "synthesizer", name)
+    return cls(voice, speaking_rate=speaking_rate)
+
+
+def create_wake_detector(name: str, phrase: str, *, threshold: float = 1e-20,
+                         model: str | Path | None = None) -> WakeWordDetector:
+    """'pocketsphinx' (model None = the wheel's) or 'vosk' (model folder required)."""
+    cls = _load(WAKE_DETECTORS, "wake-word spotter", name)
+    if name == "vosk":
+        if model is None:
+            raise ValueError("the Vosk wake-word spotter needs a model folder")
+        return cls(model, phrase)
+    return cls(phrase, threshold=threshold, model_dir=model)

@@ -1,0 +1,175 @@
+"""Voice activity detection and endpointing: when an utterance starts and ends.
+
+WebRTC's VAD classifies 30 ms frames; an energy gate on top rejects quiet frames it
+would still call speech (fans, distant voices). Speech starts after
+`start_speech_ms` of voiced frames and keeps `pre_roll_ms` of audio from before
+(so the first syllable is not clipped); it ends after `end_silence_ms` of silence
+or at `max_utterance_seconds`. `trim_silence` applies the same classification to a
+finished push-to-talk recording.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from speech.audio import AudioChunk
+from speech.errors import AudioFormatError
+
+VAD_RATES = (8000, 16000, 32000, 48000)
+FRAME_MS = 30
+_KEEP_AFTER_SPEECH_MS = 150  # trailing silence kept on an utterance: words fade out slowly
+
+
+class VadEventKind(enum.Enum):
+    SPEECH_START = "speech_start"
+    SPEECH_END = "speech_end"
+
+
+@dataclass(frozen=True)
+class VadEvent:
+    kind: VadEventKind
+    stream_seconds: float
+    """Position in the audio fed since the last reset where this happened."""
+    audio: AudioChunk
+    """START: pre-roll plus the speech so far; END: the whole utterance (pre-roll
+    included, trailing silence beyond 150 ms trimmed)."""
+    truncated: bool = False
+    """END only: cut at max_utterance_seconds rather than by silence."""
+
+
+def _rms(frame: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(frame.astype(np.float32) / 32768.0))))
+
+
+class FrameClassifier:
+    """Speech / not speech for one 30 ms frame: WebRTC VAD and an RMS energy gate."""
+
+    def __init__(self, sample_rate: int = 16000, aggressiveness: int = 2,
+                 energy_threshold: float = 0.005) -> None:
+        if sample_rate not in VAD_RATES:
+            raise AudioFormatError(
+                f"the VAD needs audio at one of {', '.join(map(str, VAD_RATES))} Hz, "
+                f"not {sample_rate} Hz"
+            )
+        if not 0 <= aggressiveness <= 3:
+            raise ValueError(f"VAD aggressiveness must be 0..3, not {aggressiveness}")
+        self.sample_rate = sample_rate
+        self.frame_samples = sample_rate * FRAME_MS // 1000
+        self.energy_threshold = energy_threshold
+        self._vad = webrtcvad.Vad(aggressiveness)
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        if _rms(frame) < self.energy_threshold:
+            return False
+        return bool(self._vad.is_speech(frame.astype("<i2").tobytes(), self.sample_rate))
+
+
+class Endpointer:
+    """Streaming endpointer: `process(chunk)` returns the start/end events it caused."""
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        aggressiveness: int = 2,
+        energy_threshold: float = 0.005,
+        pre_roll_ms: int = 300,
+        end_silence_ms: int = 600,
+        *,
+        start_speech_ms: int = 90,
+        max_utterance_seconds: float = 20.0,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self._classifier = FrameClassifier(sample_rate, aggressiveness, energy_threshold)
+        self._frame = self._classifier.frame_samples
+        self._pre_roll_frames = max(0, pre_roll_ms // FRAME_MS)
+        self._end_frames = max(1, end_silence_ms // FRAME_MS)
+        self._start_frames = max(1, start_speech_ms // FRAME_MS)
+        self._max_frames = max(1, int(max_utterance_seconds * 1000 / FRAME_MS))
+        self._keep_after = _KEEP_AFTER_SPEECH_MS // FRAME_MS
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio and return to 'not in speech'."""
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._before: collections.deque[np.ndarray] = collections.deque(
+            maxlen=self._pre_roll_frames + self._start_frames
+        )
+        self._voiced_run = 0
+        self._utterance: list[np.ndarray] = []
+        self._silent_run = 0
+        self._in_speech = False
+        self._frames_seen = 0
+
+    @property
+    def in_speech(self) -> bool:
+        """True between a SPEECH_START and its SPEECH_END."""
+        return self._in_speech
+
+    def process(self, chunk: AudioChunk) -> list[VadEvent]:
+        chunk.expect(self.sample_rate, consumer="the endpointer")
+        self._pending = np.concatenate([self._pending, chunk.samples])
+        events: list[VadEvent] = []
+        offset = 0
+        while len(self._pending) - offset >= self._frame:
+            frame = self._pending[offset:offset + self._frame]
+            offset += self._frame
+            event = self._step(frame, self._classifier.is_speech(frame))
+            if event is not None:
+                events.append(event)
+        self._pending = self._pending[offset:].copy()
+        return events
+
+    def _step(self, frame: np.ndarray, voiced: bool) -> VadEvent | None:
+        self._frames_seen += 1
+        if not self._in_speech:
+            self._before.append(frame)
+            self._voiced_run = self._voiced_run + 1 if voiced else 0
+            if self._voiced_run < self._start_frames:
+                return None
+            self._in_speech = True
+            self._utterance = list(self._before)
+            self._before.clear()
+            self._silent_run = 0
+            return VadEvent(VadEventKind.SPEECH_START, self._seconds(), self._joined())
+        self._utterance.append(frame)
+        self._silent_run = 0 if voiced else self._silent_run + 1
+        truncated = len(self._utterance) >= self._max_frames
+        if self._silent_run < self._end_frames and not truncated:
+            return None
+        drop = max(0, self._silent_run - self._keep_after)
+        if drop:
+            del self._utterance[-drop:]
+        event = VadEvent(VadEventKind.SPEECH_END, self._seconds(), self._joined(),
+                         truncated=truncated and self._silent_run < self._end_frames)
+        self._in_speech = False
+        self._utterance = []
+        self._voiced_run = 0
+        return event
+
+    def _seconds(self) -> float:
+        return self._frames_seen * FRAME_MS / 1000
+
+    def _joined(self) -> AudioChunk:
+        return AudioChunk(np.concatenate(self._utterance), self.sample_rate)
+
+
+def trim_silence(chunk: AudioChunk, aggressiveness: int = 2, energy_threshold: float = 0.005,
+                 pad_ms: int = 300) -> AudioChunk:
+    """`chunk` without the silence before and after the speech in it, keeping `pad_ms`
+    on each side. A recording without speech comes back empty (0 frames)."""
+    mono = chunk.to_mono()
+    classifier = FrameClassifier(mono.sample_rate, aggressiveness, energy_threshold)
+    size = classifier.frame_samples
+    voiced = [i for i in range(0, mono.frames - size + 1, size)
+              if classifier.is_speech(mono.samples[i:i + size])]
+    if not voiced:
+        return AudioChunk(np.zeros(0, dtype=np.int16), mono.sample_rate)
+    pad = mono.sample_rate * pad_ms // 1000
+    start = max(0, voiced[0] - pad)
+    end = min(mono.frames, voiced[-1] + size + pad)
+    return AudioChunk(mono.samples[start:end].copy(), mono.sample_rate)
