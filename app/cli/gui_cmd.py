@@ -1,0 +1,95 @@
+"""`hearth gui [--kiosk]`: the desktop window (or the fullscreen kiosk) with the bundled models.
+
+The window appears at once; `build_assistant` then runs on a worker thread (the
+window shows a busy state meanwhile). A missing microphone or speaker does not stop
+the GUI: typing still works, and a banner says what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from app.config import Settings
+from app.errors import HearthError
+from speech.errors import SpeechError
+
+log = logging.getLogger(__name__)
+
+
+def ram_tier_text() -> str:
+    """This machine's RAM tier as the model catalog names it, e.g. "large (23.4 GiB)"."""
+    from app.models.store import ModelStore
+    from app.models.tiers import detect_memory, format_bytes, tier_for
+
+    try:
+        memory = detect_memory()
+        tier = tier_for(ModelStore().catalog, memory)
+    except HearthError as exc:
+        log.warning("no RAM tier: %s", exc)
+        return ""
+    return f"{tier.name} ({format_bytes(memory.usable_bytes)})"
+
+
+def build_assistant(settings: Settings):  # -> tuple[Assistant, SessionInfo]
+    """The real pipeline with the configured (by default the bundled) models.
+
+    Runs on a worker thread. Engine failures raise (the window shows them); a missing
+    microphone, recognizer, voice or speaker only disables that part, with a notice.
+    """
+    from app import speech_setup
+    from app.assistant.pipeline import Assistant
+    from app.engine_setup import build_engine
+    from app.gui.session import SessionInfo
+
+    engine, choice = build_engine(settings)
+    notices: list[str] = []
+
+    def optional(what: str, build):  # a part that may be missing: None plus a notice
+        try:
+            return build(settings)
+        except (HearthError, SpeechError, OSError) as exc:
+            log.warning("%s unavailable: %s", what, exc)
+            notices.append(f"{what} unavailable: {exc}".split("\n")[0])
+            return None
+
+    recognizer = optional("Speech recognition", speech_setup.build_recognizer)
+    microphone = optional("Microphone", speech_setup.open_microphone) if recognizer else None
+    synthesizer = speaker = None
+    if settings.tts.enabled:
+        synthesizer = optional("Voice", speech_setup.build_synthesizer)
+        speaker = optional("Speaker", speech_setup.open_speaker) if synthesizer else None
+    wake = (optional("Wake word", speech_setup.build_wake_detector)
+            if settings.wake.enabled and microphone else None)
+    history = None
+    if settings.history.enabled:
+        from app.history import History
+
+        history = optional("History", lambda s: History(s.history_path))
+    assistant = Assistant(settings, engine=engine, recognizer=recognizer,
+                          synthesizer=synthesizer, microphone=microphone, speaker=speaker,
+                          history=history, wake=wake)
+    model_name = choice.model_id or (choice.model_path.name if choice.model_path else "?")
+    info = SessionInfo(
+        engine=choice.backend,
+        model=model_name,
+        ram_tier=ram_tier_text(),
+        has_microphone=microphone is not None,
+        speaks=speaker is not None,
+        notices=tuple(notices),
+    )
+    return assistant, info
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Open the window; returns when it is closed."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") \
+            and not os.environ.get("QT_QPA_PLATFORM"):
+        raise HearthError("no display found (DISPLAY is not set); use: hearth headless")
+    from app.config import default_config_path
+    from app.gui.app import run_gui
+
+    kiosk = bool(getattr(args, "kiosk", False)) or settings.gui.kiosk
+    config_path = getattr(args, "config", None) or default_config_path()
+    return run_gui(settings, build_assistant, kiosk=kiosk, config_path=config_path)
