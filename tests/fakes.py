@@ -351,7 +351,7 @@ def run_pipeline(steps: Sequence[Step], stages: Stages | None = None,
     assistant = Assistant(
         settings or fake_settings(), engine=stages.engine, recognizer=stages.recognizer,
         synthesizer=stages.synthesizer, microphone=stages.microphone, speaker=stages.speaker,
-        history=stages.history, wake=stages.wake, factories=factories)
+        history=stages.history, wake=stages.wake, factories=factories, warm_up=False)
     assistant.subscribe(log)
     assistant.start()
     try:

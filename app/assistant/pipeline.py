@@ -40,6 +40,7 @@ import numpy as np
 from app.assistant import beeps
 from app.assistant.state import StateMachine
 from app.config import Settings
+from app.engine_setup import generation_defaults
 from app.events import (
     AudioLevel,
     ErrorEvent,
@@ -66,6 +67,7 @@ from speech.resample import resample
 from speech.sentences import SentenceSplitter
 from speech.stt import SpeechRecognizer
 from speech.tts import SpeechSynthesizer
+from speech.vad import Endpointer, VadEventKind
 from speech.wake import WakeWordDetector
 
 log = logging.getLogger(__name__)
@@ -165,7 +167,8 @@ class Assistant:
     `microphone=None` means text input only; `speaker=None` (or `settings.tts.enabled`
     false) means text-only replies. `factories` maps a stage name (see `STAGES`) to a
     zero-argument callable building a fresh instance, used by the supervisor to rebuild
-    a stage that failed; without one, the stage is reset and reused.
+    a stage that failed; without one, the stage is reset and reused. `warm_up` has the
+    engine evaluate the system prompt at start, so the first turn finds it cached.
     """
 
     def __init__(
@@ -180,8 +183,10 @@ class Assistant:
         history: History | None = None,
         wake: WakeWordDetector | None = None,
         factories: Mapping[str, StageFactory] | None = None,
+        warm_up: bool = True,
     ) -> None:
         self.settings = settings
+        self._warm_up = warm_up
         self.engine = engine
         self.recognizer = recognizer
         self.synthesizer = synthesizer
@@ -212,7 +217,7 @@ class Assistant:
         self._flush_mic = threading.Event()
         # listen-thread state (only that thread touches these)
         self._rec_turn: _Turn | None = None
-        self._endpointer: Any = None
+        self._endpointer: Endpointer | None = None
         self._listen_part = "recognizer"
         """Which component the listen thread is running, to blame the right one."""
 
@@ -502,7 +507,7 @@ class Assistant:
             if code in self._told:
                 return
             self._told.add(code)
-        log.warning("%s", text)
+        log.info("%s", text)
         self._emit(Notice(text, code))
 
     def _dispatch_loop(self) -> None:
@@ -662,10 +667,11 @@ class Assistant:
         recognizer.reset()
         self._rec_turn = turn
         self._busy["recognizer"] = turn
-        if turn.trigger in ("wake-word", "vad"):
+        if turn.trigger == "wake-word":  # (a "vad" turn's endpointer is mid-utterance)
             self._vad().reset()
 
-    def _hear(self, turn: _Turn, chunk: AudioChunk) -> None:
+    def _hear(self, turn: _Turn, chunk: AudioChunk, endpoint: bool = True) -> None:
+        """Feed the recognizer; `endpoint` also feeds the endpointer (wake/VAD turns)."""
         if turn.cancel.is_set():
             self._stop_hearing()
             return
@@ -676,8 +682,8 @@ class Assistant:
             turn.last_partial = partial.text
             self._emit(PartialTranscript(partial.text, turn_id=turn.turn_id))
         turn.listened_seconds += chunk.seconds
-        if turn.trigger in ("wake-word", "vad"):
-            ended = any(_is_end(e) for e in self._vad().process(chunk))
+        if endpoint and turn.trigger in ("wake-word", "vad"):
+            ended = any(e.kind == VadEventKind.SPEECH_END for e in self._vad().process(chunk))
             too_long = turn.listened_seconds >= self.settings.vad.max_utterance_seconds
             if ended or too_long:
                 with self._lock:
@@ -718,42 +724,38 @@ class Assistant:
             return
         if self.settings.assistant.trigger == "hands-free" and self.state == State.IDLE:
             for event in self._vad().process(chunk):
-                if _is_start(event):
+                if event.kind == VadEventKind.SPEECH_START:
                     turn = self._start_voice_turn("vad", time.monotonic(), from_listener=True)
-                    audio = getattr(event, "audio", None)
-                    if turn is not None and audio is not None:
-                        self._hear(turn, audio)
+                    if turn is not None:  # pre-roll and speech so far: the first syllables
+                        self._hear(turn, event.audio, endpoint=False)
 
     def _need_recognizer(self) -> SpeechRecognizer:
         if self.recognizer is None:
             raise SpeechError("no speech recognizer is available")
         return self.recognizer
 
-    def _vad(self) -> Any:
+    def _vad(self) -> Endpointer:
         if self._endpointer is None:
-            from speech.vad import Endpointer
-
             v = self.settings.vad
             self._endpointer = Endpointer(
-                sample_rate=self._need_recognizer().sample_rate,
-                aggressiveness=v.aggressiveness,
-                energy_threshold=v.energy_threshold,
-                pre_roll_ms=v.pre_roll_ms,
-                end_silence_ms=v.end_silence_ms,
-            )
+                self._need_recognizer().sample_rate, v.aggressiveness, v.energy_threshold,
+                v.pre_roll_ms, v.end_silence_ms, max_utterance_seconds=v.max_utterance_seconds)
         return self._endpointer
 
     # ---- reply stage ------------------------------------------------------------------
 
     def _options(self) -> GenerationOptions:
-        e = self.settings.engine
-        return GenerationOptions(
-            max_tokens=e.max_tokens, temperature=e.temperature, top_k=e.top_k, top_p=e.top_p,
-            min_p=e.min_p, repeat_penalty=e.repeat_penalty,
-            seed=None if e.seed < 0 else e.seed,
-        )
+        return GenerationOptions(**generation_defaults(self.settings))  # type: ignore[arg-type]
 
     def _reply_loop(self) -> None:
+        if self._warm_up:
+            self._warm_up = False  # once, not again after a restart
+            self._busy["engine"] = None
+            started = time.monotonic()
+            messages = [*self.messages, ChatMessage("user", "Hello.")]
+            for _ in self.engine.chat(messages, GenerationOptions(max_tokens=1)):
+                pass
+            log.info("engine warm-up took %.0f ms", (time.monotonic() - started) * 1000)
         while True:
             turn = self._reply_q.get()
             if turn is None:
@@ -903,11 +905,4 @@ def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
-
-def _is_start(event: Any) -> bool:
-    return str(getattr(event, "kind", "")).lower().endswith("start")
-
-
-def _is_end(event: Any) -> bool:
-    return str(getattr(event, "kind", "")).lower().endswith("end")
 

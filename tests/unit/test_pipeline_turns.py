@@ -181,7 +181,7 @@ def test_shutdown_while_speaking_finishes_the_current_sentence() -> None:
     speaker = FakeSpeaker(speed=1.0)
     synthesizer = FakeSynthesizer(chunk_seconds=0.1, chunks_per_sentence=3)
     assistant = Assistant(fake_settings(), engine=engine, recognizer=FakeRecognizer(),
-                          synthesizer=synthesizer, speaker=speaker)
+                          synthesizer=synthesizer, speaker=speaker, warm_up=False)
     log = EventLog()
     assistant.subscribe(log)
     assistant.start()
@@ -209,3 +209,21 @@ def test_state_machine_refuses_impossible_changes() -> None:
     assert machine.change(State.LISTENING) is None
     with pytest.raises(ValueError, match="listening -> speaking"):
         machine.change(State.SPEAKING)
+
+
+def test_warm_up_evaluates_the_system_prompt_before_the_first_turn() -> None:
+    from app.assistant.pipeline import Assistant
+    from tests.fakes import EventLog
+
+    engine = FakeEngine(["Hi."])
+    assistant = Assistant(fake_settings(engine={"system_prompt": "Be kind."}), engine=engine,
+                          recognizer=None, synthesizer=None)
+    log = EventLog()
+    assistant.subscribe(log)
+    assistant.start()
+    assistant.submit_text("hello")
+    log.wait_count(TurnMetrics)
+    assistant.shutdown()
+    assert len(engine.calls) == 2
+    assert engine.calls[0][0].content == "Be kind."
+    assert [m.role for m in engine.calls[1]] == ["system", "user"]

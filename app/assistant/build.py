@@ -1,0 +1,83 @@
+"""Build a complete `Assistant` from the settings: every stage, plus the factories the
+supervisor uses to rebuild a stage that failed.
+
+A stage that cannot be built degrades instead of stopping Hearth: no microphone (or
+no recognizer) means typed questions, no speaker or voice means text-only replies;
+the assistant tells the user once. Only the chat engine is required.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from app.assistant.pipeline import Assistant
+from app.config import Settings
+from app.engine_setup import EngineChoice, build_engine
+from app.errors import HearthError
+from app.history import History
+from app.speech_setup import (
+    build_recognizer,
+    build_synthesizer,
+    build_wake_detector,
+    open_microphone,
+    open_speaker,
+)
+from engine.base import ChatEngine
+from speech.errors import SpeechError
+
+log = logging.getLogger(__name__)
+
+
+def _optional(what: str, build: Callable[[], Any]) -> Any:
+    """`build()`, or None (logged) when the stage is unavailable on this machine."""
+    try:
+        return build()
+    except (SpeechError, HearthError, OSError) as exc:
+        log.warning("%s unavailable: %s", what, exc)
+        return None
+
+
+def build_assistant(
+    settings: Settings,
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    engine: ChatEngine | None = None,
+    voice_input: bool = True,
+    voice_output: bool = True,
+    history: History | bool | None = True,
+) -> tuple[Assistant, EngineChoice | None]:
+    """The assistant the settings describe (not started) and how its engine was chosen.
+
+    `engine` reuses a loaded engine (its choice is then None); `voice_input` /
+    `voice_output` False leave out the microphone / speaker; `history` True opens the
+    configured history (None when switched off), or pass one, or False for none.
+    """
+    choice: EngineChoice | None = None
+    if engine is None:
+        engine, choice = build_engine(settings, backend, model)
+    factories: dict[str, Callable[[], Any]] = {
+        "engine": lambda: build_engine(settings, backend, model)[0],
+        "recognizer": lambda: build_recognizer(settings),
+        "synthesizer": lambda: build_synthesizer(settings),
+        "microphone": lambda: open_microphone(settings),
+        "speaker": lambda: open_speaker(settings),
+        "wake": lambda: build_wake_detector(settings),
+    }
+    recognizer = _optional("speech recognition", factories["recognizer"]) if voice_input else None
+    microphone = (_optional("microphone", factories["microphone"])
+                  if voice_input and recognizer is not None else None)
+    wake = _optional("wake word", factories["wake"]) if microphone is not None else None
+    want_voice = voice_output and settings.tts.enabled
+    synthesizer = _optional("voice", factories["synthesizer"]) if want_voice else None
+    speaker = (_optional("speaker", factories["speaker"])
+               if want_voice and synthesizer is not None else None)
+    if history is True:
+        history = History.open(settings)
+    assistant = Assistant(
+        settings, engine=engine, recognizer=recognizer, synthesizer=synthesizer,
+        microphone=microphone, speaker=speaker, history=history or None, wake=wake,
+        factories=factories)
+    return assistant, choice

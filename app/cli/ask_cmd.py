@@ -1,0 +1,62 @@
+"""`hearth ask --text T | --wav IN.wav [--out OUT.wav] [--json]`: one question, one reply.
+
+Text mode streams the reply to stdout as it is written; `--wav` runs a full voice
+turn without audio devices (recognition, reply, synthesis into `--out`). `--json`
+prints one object instead (keys: `app.file_mode.RESULT_KEYS`, documented in the
+README). Engine flags (`--engine`, `--model`, `--temperature`, `--max-tokens`,
+`--seed`) apply to this run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from app.config import Settings, replace
+from app.engine_setup import build_engine
+from app.file_mode import run_file_turn
+from app.history import History
+from app.speech_setup import build_recognizer, build_synthesizer
+
+
+def with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
+    """`settings` with this run's --temperature / --max-tokens / --seed applied."""
+    changes = {key: value for key, value in (("temperature", args.temperature),
+                                             ("max_tokens", args.max_tokens),
+                                             ("seed", args.seed)) if value is not None}
+    return replace(settings, "engine", **changes) if changes else settings
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    settings = with_overrides(settings, args)
+    engine, choice = build_engine(settings, args.engine, args.model)
+    recognizer = build_recognizer(settings) if args.wav else None
+    speak = args.out is not None or (args.wav is not None and args.json)
+    synthesizer = build_synthesizer(settings) if speak and settings.tts.enabled else None
+    history = History.open(settings)
+    stream = not args.json
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    try:
+        result = run_file_turn(
+            settings, engine=engine, recognizer=recognizer, synthesizer=synthesizer,
+            wav=args.wav, text=args.text, out=args.out, history=history,
+            model_id=choice.model_id or (choice.model_path.name if choice.model_path else ""),
+            on_token=show if stream else None)
+    finally:
+        engine.close()
+        if history is not None:
+            history.close()
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print()
+    if args.wav is not None:
+        print(f"(heard: {result['transcript']!r})", file=sys.stderr)
+    if result["out"]:
+        print(f"(spoken reply written to {result['out']})", file=sys.stderr)
+    return 0
