@@ -280,13 +280,19 @@ class Tokenizer(ABC):
         return pieces[token_id]
 
     def decode(self, ids: Sequence[int], special: bool = False) -> str:
-        """Text of `ids`, as llama.cpp's `llama_detokenize(ids, remove_special=False,
-        unparse_special=special)`: SentencePiece's added leading space is dropped, and
-        invalid UTF-8 becomes U+FFFD."""
-        data = b"".join(self.token_bytes(int(i), special) for i in ids)
-        if self.add_space_prefix and ids and data.startswith(b" "):
-            first = self.token_bytes(int(ids[0]), special)
-            if first.startswith(b" "):
+        """Text of `ids`: the tokens' bytes joined, invalid UTF-8 as U+FFFD.
+
+        Where SentencePiece put a space in front of the text, it is taken off again,
+        so `decode(encode(t)) == t` with or without `add_special`: ids starting with
+        BOS decode as llama-cpp-python's `Llama.detokenize`, others as llama.cpp's
+        `llama_detokenize`. Control tokens are left out unless `special` is set.
+        """
+        pieces = [self.token_bytes(int(i), special) for i in ids]
+        data = b"".join(pieces)
+        if self.add_space_prefix and pieces:
+            if int(ids[0]) == self._bos_id:
+                data = data[1:] if data.startswith(b" ") else data
+            elif pieces[0].startswith(b" "):
                 data = data[1:]
         text = data.decode("utf-8", errors="replace")
         return _clean_up_spaces(text) if self.clean_spaces else text
