@@ -1,0 +1,213 @@
+"""The memory planner: decides, matrix by matrix, where weights live while the model runs.
+
+Modes:
+- ``cache``: every matrix is dequantized to float32 at load (fastest; about 4 bytes per
+  weight of RAM); the mapped file pages are dropped afterwards.
+- ``mmap``: matrices stay quantized in the mapped file; before each product a tile of
+  rows is dequantized into one small reused float32 scratch buffer and multiplied with
+  BLAS. The OS keeps the file pages resident (they count once, as page cache).
+- ``auto``: cache as many layers (and the classifier first, which runs every token) as
+  the RAM budget allows; the rest as ``mmap``.
+- ``stream``: like ``mmap``, but after each product the matrix's pages are released with
+  ``madvise(MADV_DONTNEED)``, so only the layer being computed is resident and a model
+  larger than RAM still runs (at the speed of the disk).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psutil
+
+from engine.errors import EngineError
+from engine.numpy_runner.model import Config, LayerWeights, MatrixLike, Weights
+from engine.numpy_runner.tensors import (
+    ActivationRounding,
+    Tensor,
+    WeightType,
+    activation_rounding,
+    dequantize,
+    dequantize_rows,
+)
+
+log = logging.getLogger(__name__)
+
+MODES = ("mmap", "cache", "auto", "stream")
+SCRATCH_FLOATS = 64 * 1024
+"""Float32 scratch size for tile dequantization: 256 KiB stays in the L2 cache."""
+AUTO_RAM_FRACTION = 0.5
+"""Share of available RAM that "auto" spends on float32 weights when no budget is set."""
+
+
+class DenseMatrix(MatrixLike):
+    """A float32 matrix in RAM (or an F32 tensor viewed in the mapped file).
+
+    `rounding` is that of the tensor it was dequantized from, so that a cached matrix
+    gives the same products as the file's.
+    """
+
+    def __init__(self, values: np.ndarray, rounding: ActivationRounding | None = None) -> None:
+        self.values = values  # (rows, cols) float32
+        self.rows, self.cols = values.shape
+        self.rounding = rounding or ActivationRounding()
+
+    def matmul(self, x: np.ndarray, out: np.ndarray) -> None:
+        x = self.rounding.apply(x)
+        if x.shape[0] == 1:
+            np.dot(self.values, x[0], out=out[0])
+        else:
+            np.matmul(x, self.values.T, out=out)
+
+    def gather_rows(self, ids: Sequence[int], out: np.ndarray) -> None:
+        np.take(self.values, ids, axis=0, out=out)
+
+
+class TiledMatrix(MatrixLike):
+    """A matrix left as stored in the file, multiplied a tile of rows at a time.
+
+    Each tile is dequantized into the shared scratch buffer and multiplied with BLAS, so
+    the float32 copy of the weights never exists as a whole.
+    """
+
+    def __init__(self, tensor: Tensor, scratch: np.ndarray, release: bool) -> None:
+        self.tensor = tensor
+        self.rows, self.cols = tensor.rows, tensor.cols
+        self.scratch = scratch
+        self.release = release
+        self.tile_rows = max(1, scratch.size // self.cols)
+        self.rounding = activation_rounding(tensor)
+
+    def matmul(self, x: np.ndarray, out: np.ndarray) -> None:
+        x = self.rounding.apply(x)
+        single = x.shape[0] == 1
+        for start in range(0, self.rows, self.tile_rows):
+            stop = min(start + self.tile_rows, self.rows)
+            tile = dequantize_rows(self.tensor, start, stop, self.scratch)
+            if single:
+                np.dot(tile, x[0], out=out[0, start:stop])
+            else:
+                out[:, start:stop] = x @ tile.T
+        if self.release and self.tensor.region is not None:
+            self.tensor.region.release()
+
+    def gather_rows(self, ids: Sequence[int], out: np.ndarray) -> None:
+        for i, token in enumerate(ids):
+            dequantize_rows(self.tensor, token, token + 1, out[i])
+        if self.release and self.tensor.region is not None:
+            self.tensor.region.release()
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """What the planner decided, for logs and `EngineInfo`."""
+
+    mode: str
+    cached_matrices: int
+    mapped_matrices: int
+    cached_bytes: int
+    """Float32 bytes held in RAM for cached matrices."""
+
+
+def matrix_bytes_f32(tensor: Tensor) -> int:
+    return 4 * tensor.rows * tensor.cols
+
+
+def default_budget(kv_bytes: int) -> int:
+    """RAM "auto" may spend on float32 weights: a share of what is free, minus the KV cache."""
+    available = psutil.virtual_memory().available
+    return max(0, int(available * AUTO_RAM_FRACTION) - kv_bytes)
+
+
+def plan(
+    config: Config,
+    tensors: Weights[Tensor, Tensor],
+    mode: str,
+    budget_bytes: int = 0,
+    kv_bytes: int = 0,
+) -> tuple[Weights[MatrixLike, np.ndarray], MemoryPlan]:
+    """Turn the file's tensors into matrices the forward pass multiplies with."""
+    if mode not in MODES:
+        raise EngineError(f"unknown memory mode {mode!r}; choose one of {', '.join(MODES)}")
+    scratch = np.zeros(SCRATCH_FLOATS, np.float32)
+    release = mode == "stream"
+
+    # which matrices get a float32 copy: all (cache), none (mmap/stream), or as many as
+    # the budget allows (auto) — classifier first since it runs once per token like every
+    # layer but is the largest single matrix, then layers in order
+    order: list[Tensor] = [tensors.classifier]
+    if tensors.token_embedding is not tensors.classifier:
+        order.append(tensors.token_embedding)
+    for layer in tensors.layers:
+        order += [layer.wq, layer.wk, layer.wv, layer.wo, layer.w1, layer.w2, layer.w3]
+    cached_ids: set[int] = set()
+    if mode == "cache":
+        cached_ids = {id(t) for t in order}
+    elif mode == "auto":
+        budget = budget_bytes or default_budget(kv_bytes)
+        spent = 0
+        for tensor in order:
+            cost = matrix_bytes_f32(tensor)
+            if spent + cost > budget:
+                break
+            spent += cost
+            cached_ids.add(id(tensor))
+
+    made: dict[int, MatrixLike] = {}
+    cached_bytes = 0
+
+    def matrix(tensor: Tensor) -> MatrixLike:
+        nonlocal cached_bytes
+        if id(tensor) in made:
+            return made[id(tensor)]
+        result: MatrixLike
+        if id(tensor) in cached_ids:
+            result = DenseMatrix(dequantize(tensor), activation_rounding(tensor))
+            cached_bytes += matrix_bytes_f32(tensor)
+            if tensor.region is not None:
+                tensor.region.release()
+        elif tensor.kind is WeightType.F32 and not release:
+            result = DenseMatrix(tensor.data)
+        else:
+            result = TiledMatrix(tensor, scratch, release)
+        made[id(tensor)] = result
+        return result
+
+    def vector(tensor: Tensor) -> np.ndarray:
+        return dequantize(tensor)
+
+    layers = [
+        LayerWeights(
+            rms_att=vector(layer.rms_att),
+            wq=matrix(layer.wq),
+            wk=matrix(layer.wk),
+            wv=matrix(layer.wv),
+            wo=matrix(layer.wo),
+            rms_ffn=vector(layer.rms_ffn),
+            w1=matrix(layer.w1),
+            w2=matrix(layer.w2),
+            w3=matrix(layer.w3),
+        )
+        for layer in tensors.layers
+    ]
+    weights = Weights(
+        token_embedding=matrix(tensors.token_embedding),
+        layers=layers,
+        rms_final=vector(tensors.rms_final),
+        classifier=matrix(tensors.classifier),
+        rope_factors=vector(tensors.rope_factors) if tensors.rope_factors is not None else None,
+    )
+    if release:
+        # the norm vectors were copied; drop whatever reading them brought in
+        for tensor in (tensors.rms_final, *(lay.rms_att for lay in tensors.layers)):
+            if tensor.region is not None:
+                tensor.region.release()
+    cached = len(cached_ids)
+    result = MemoryPlan(mode, cached, len(order) - cached, cached_bytes)
+    log.info(
+        "memory plan %s: %d matrices cached (%.0f MB float32), %d left in the file",
+        mode, cached, cached_bytes / 1e6, len(order) - cached,
+    )
+    return weights, result

@@ -1,0 +1,62 @@
+"""How many BLAS threads the numpy runner uses, and on which CPUs it runs.
+
+numpy's matrix products run in the BLAS library's thread pool (OpenBLAS, MKL, ...), which
+threadpoolctl can resize at run time. Prompt batches are matrix-matrix products that
+gain from every core; a single decode token is a series of small matrix-vector products
+where waking extra BLAS threads costs more than it saves, so decoding uses one thread
+unless the configuration asks for more. Pinning (`cpu_affinity`, e.g. the big cores of
+a big.LITTLE CPU) applies to the generating thread for the duration of a call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from threadpoolctl import ThreadpoolController
+
+from engine.cpu import cpu_info, pin_current_thread
+
+log = logging.getLogger(__name__)
+
+_controller: ThreadpoolController | None = None
+
+
+def _blas() -> ThreadpoolController:
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
+
+
+class ComputeThreads:
+    """Thread settings of one engine: `threads` (0 = automatic) and `cpu_affinity`."""
+
+    def __init__(self, threads: int = 0, cpu_affinity: tuple[int, ...] = ()) -> None:
+        self.cpu_affinity = tuple(cpu_affinity)
+        automatic = len(self.cpu_affinity) if self.cpu_affinity else cpu_info().default_threads
+        self.prompt_threads = threads or automatic
+        self.decode_threads = threads or 1
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Run the body on the configured CPUs (no-op without affinity)."""
+        previous = pin_current_thread(self.cpu_affinity)
+        try:
+            yield
+        finally:
+            if previous:
+                pin_current_thread(previous)
+
+    @contextlib.contextmanager
+    def blas(self, threads: int) -> Iterator[None]:
+        """Limit BLAS to `threads` threads for the body."""
+        with _blas().limit(limits=threads, user_api="blas"):
+            yield
+
+    def prompt(self) -> contextlib.AbstractContextManager[None]:
+        return self.blas(self.prompt_threads)
+
+    def decode(self) -> contextlib.AbstractContextManager[None]:
+        return self.blas(self.decode_threads)
