@@ -256,113 +256,131 @@ class Microphone(AudioSource):
 
 
 class Speaker(AudioSink):
-    """Playback through a PortAudio output stream that stops within ~50 ms on demand.
+    """Playback through one warm PortAudio output stream that stops at once on demand.
 
-    A callback pulls from a queue of pending samples and plays silence when it is
-    empty, so sentences follow each other without reopening the device. `stop()`
-    (from any thread) drops what is pending and aborts the stream, discarding
-    audio already in the device buffer; the next `play` restarts it.
+    The stream is opened at construction at `sample_rate` (0: the device's native
+    rate; chunks of other rates are resampled with soxr) and kept running: a callback
+    pulls from a queue of pending samples and plays silence when it is empty, so
+    sentences follow each other without reopening the device (the first open can
+    take most of a second with PulseAudio). `stop()` (from any thread) drops what is
+    pending and aborts the stream, discarding audio in the device buffer; the next
+    `play` restarts it.
     """
 
-    def __init__(self, device: str | int = "", *, block_ms: int = 20) -> None:
+    def __init__(self, device: str | int = "", *, sample_rate: int = 0,
+                 latency_seconds: float = 0.1) -> None:
+        """`latency_seconds`: device buffer; small values underrun on busy machines and
+        do not make `stop()` faster (it discards the buffer)."""
         self.device = find_device(device, "output")
-        self.block_ms = block_ms
+        self.sample_rate = sample_rate or int(self.device.default_sample_rate)
         self._lock = threading.Lock()
         self._pending: collections.deque[np.ndarray] = collections.deque()
         self._offset = 0
-        self._stream: Any = None
-        self._stream_rate = 0
+        self._queued = 0
+        """Frames queued but not yet handed to the device."""
+        self._largest_request = 0
         self._generation = 0
         self._idle = threading.Event()
         self._idle.set()
-
-    def _open(self, sample_rate: int) -> int:
-        """Make sure a running stream exists; returns its rate (the chunk's, if the
-        device accepts it, else the device's native rate)."""
-        if self._stream is not None and self._stream_rate == sample_rate:
-            if not self._stream.active:
-                self._stream.start()
-            return sample_rate
-        self._close_stream()
+        self._started = threading.Event()
+        self._requested = 0
+        # PulseAudio asks for a burst first, then stalls a while before audio flows in
+        # real time: warm means more than the burst has been requested
+        self._warm_frames = int(self.sample_rate * (latency_seconds + 0.3))
         sd = _sounddevice()
-        last_error: Exception | None = None
-        for rate in dict.fromkeys((sample_rate, int(self.device.default_sample_rate))):
-            try:
-                stream = sd.OutputStream(
-                    device=self.device.index,
-                    samplerate=rate,
-                    channels=1,
-                    dtype="int16",
-                    blocksize=max(1, rate * self.block_ms // 1000),
-                    latency="low",
-                    callback=self._callback,
-                )
-                stream.start()
-            except sd.PortAudioError as exc:
-                last_error = exc
-                continue
-            self._stream, self._stream_rate = stream, rate
-            return rate
-        raise AudioDeviceError(f"cannot open speaker {self.device.name!r}: {last_error}")
+        try:
+            self._stream: Any = sd.OutputStream(
+                device=self.device.index, samplerate=self.sample_rate, channels=1,
+                dtype="int16", latency=latency_seconds, callback=self._callback,
+            )
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            raise AudioDeviceError(
+                f"cannot open speaker {self.device.name!r} at {self.sample_rate} Hz: {exc}"
+            ) from None
+        # warm up: return once audio flows, so the first sentence is not clipped
+        if not self._started.wait(3.0):
+            log.warning("speaker %s has not started after 3 s", self.device.name)
+        log.info("speaker %s open at %d Hz", self.device.name, self.sample_rate)
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         out = outdata[:, 0]
         filled = 0
         with self._lock:
+            self._largest_request = max(self._largest_request, frames)
             while filled < frames and self._pending:
                 head = self._pending[0]
                 take = min(frames - filled, len(head) - self._offset)
                 out[filled:filled + take] = head[self._offset:self._offset + take]
                 filled += take
                 self._offset += take
+                self._queued -= take
                 if self._offset >= len(head):
                     self._pending.popleft()
                     self._offset = 0
             if not self._pending:
                 self._idle.set()
         out[filled:] = 0
+        self._requested += frames
+        if self._requested >= self._warm_frames:
+            self._started.set()
 
     def play(self, chunk: AudioChunk, cancel: threading.Event | None = None) -> None:
+        """Queue `chunk` and block until all but the last ~2 device requests of it have
+        gone to the device, so the next chunk follows without a gap; `drain()` waits
+        for the very end."""
         if cancel is not None and cancel.is_set():
             return
-        rate = self._open(chunk.sample_rate)
-        audio = resample(chunk, rate) if rate != chunk.sample_rate else chunk.to_mono()
+        audio = resample(chunk, self.sample_rate)
         with self._lock:
             generation = self._generation
             self._pending.append(audio.samples)
+            self._queued += audio.frames
             self._idle.clear()
+        if not self._stream.active:
+            try:
+                self._stream.start()  # after a stop()
+            except Exception as exc:
+                raise AudioDeviceError(f"speaker {self.device.name!r} failed: {exc}") from None
         # poll, because a caller's cancel Event cannot be waited on together with ours
+        while True:
+            with self._lock:
+                low_water = 2 * self._largest_request
+                if self._queued <= low_water or generation != self._generation:
+                    return  # nearly played, or stop() was called from another thread
+            if cancel is not None and cancel.is_set():
+                self.stop()
+                return
+            time.sleep(0.005)
+
+    def drain(self, cancel: threading.Event | None = None) -> None:
+        """Block until everything queued has been heard (or `cancel`/`stop()`)."""
+        generation = self._generation
         while not self._idle.wait(0.01):
             if cancel is not None and cancel.is_set():
                 self.stop()
                 return
             if generation != self._generation:
-                return  # stop() was called from another thread
-        if generation == self._generation and self._stream is not None:
-            time.sleep(float(self._stream.latency))  # until the last block is audible
+                return
+        if generation == self._generation:
+            time.sleep(float(self._stream.latency))  # the device buffer still holds the tail
 
     def stop(self) -> None:
         with self._lock:
             self._pending.clear()
             self._offset = 0
+            self._queued = 0
             self._generation += 1
             self._idle.set()
-        stream = self._stream
-        if stream is not None and stream.active:
+        if self._stream.active:
             try:
-                stream.abort()  # drops what the device buffer still holds
+                self._stream.abort()  # drops what the device buffer still holds
             except Exception as exc:
                 log.debug("aborting speaker: %s", exc)
 
-    def _close_stream(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.abort()
-                stream.close()
-            except Exception as exc:
-                log.debug("closing speaker: %s", exc)
-
     def close(self) -> None:
         self.stop()
-        self._close_stream()
+        try:
+            self._stream.close()
+        except Exception as exc:  # a vanished device must not break shutdown
+            log.debug("closing speaker: %s", exc)

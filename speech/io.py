@@ -55,5 +55,9 @@ class AudioSink(ABC):
     def stop(self) -> None:
         """Silence output now, from any thread (within 50 ms for a live device)."""
 
+    def drain(self, cancel: threading.Event | None = None) -> None:  # noqa: B027 - optional
+        """Block until everything played so far has been heard (a live device returns
+        from `play` slightly early so consecutive chunks join without gaps)."""
+
     def close(self) -> None:
         self.stop()
