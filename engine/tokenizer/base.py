@@ -33,25 +33,38 @@ class TokenType(IntEnum):
     BYTE = 6
 
 
-# Token texts llama.cpp treats as "end of generation" whatever their declared type
-# (llama_vocab::impl::load); Hearth stops on the same ones.
+# Token texts llama.cpp (0.3.36's llama_vocab::impl::load) treats as "end of
+# generation" whatever their declared type; such tokens also become control tokens.
 EOG_TEXTS = frozenset(
     {
         "<|eot_id|>",
         "<|im_end|>",
         "<|end|>",
+        "<|return|>",
+        "<|call|>",
+        "<|flush|>",
+        "<|calls|>",
         "<end_of_turn>",
         "<|endoftext|>",
+        "</s>",
         "<|eom_id|>",
         "<EOT>",
         "_<EOT>",
+        "[EOT]",
+        "[EOS]",
         "<|end_of_text|>",
         "<end_of_utterance>",
+        "<eos>",
+        "<turn|>",
+        "<|tool_response>",
+        "<｜end▁of▁sentence｜>",
+        "[e~[",
     }
 )
-# Fill-in-the-middle pad/repo/separator tokens also end generation in llama.cpp.
+# Fill-in-the-middle pad/repo/separator tokens also end generation in llama.cpp
+# (the first text of each group found in the vocabulary).
 FIM_EOG_TEXTS = (
-    ("<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"),
+    ("<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"),
     ("<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"),
     ("<|file_sep|>",),
 )
@@ -73,8 +86,9 @@ class Vocabulary:
         self.texts: list[str] = list(texts)
         n = len(self.texts)
         self.scores: list[float] = [float(s) for s in scores] if scores is not None else [0.0] * n
+        kinds = list(TokenType)
         self.types: list[TokenType] = (
-            [TokenType(t) if 0 <= t <= 6 else TokenType.UNDEFINED for t in types]
+            [kinds[t] if 0 <= t < len(kinds) else TokenType.UNDEFINED for t in types]
             if types is not None
             else [TokenType.NORMAL] * n
         )
@@ -99,15 +113,30 @@ class Vocabulary:
         for i in eog:
             if self.types[i] not in (TokenType.CONTROL, TokenType.UNKNOWN):
                 self.types[i] = TokenType.CONTROL
+        # llama.cpp's exceptions: in gpt-oss / solar-open vocabularies "<|end|>" ends
+        # a message, not the reply; in gemma4 / plamo2 ones "</s>" is ordinary text.
+        texts = {self.texts[i]: i for i in eog}
+        if "<|end|>" in texts and (
+            {"<|return|>", "<|call|>"} <= texts.keys() or {"<|calls|>", "<|flush|>"} <= texts.keys()
+        ):
+            eog.discard(texts["<|end|>"])
+            self.types[texts["<|end|>"]] = TokenType.USER_DEFINED
+        if "</s>" in texts and ({"<|tool_response>", "<|plamo:eos|>"} & texts.keys()):
+            eog.discard(texts["</s>"])
+            self.types[texts["</s>"]] = TokenType.NORMAL
         self.end_of_generation_ids = frozenset(eog)
 
+    def special_ids(self) -> list[int]:
+        """Control, user-defined and unknown tokens: the ones cut out of text first."""
+        special = (TokenType.CONTROL, TokenType.USER_DEFINED, TokenType.UNKNOWN)
+        return [i for i, t in enumerate(self.types) if t is not TokenType.NORMAL and t in special]
+
     def special_tokens_longest_first(self) -> list[tuple[str, int, bool]]:
-        """(text, id, is_control_or_unknown) of every token cut out of text before encoding."""
+        """(text, id, is_control_or_unknown) of each special token, longest text first."""
         found = [
-            (text, i, self.types[i] != TokenType.USER_DEFINED)
-            for i, text in enumerate(self.texts)
-            if self.types[i] in (TokenType.CONTROL, TokenType.USER_DEFINED, TokenType.UNKNOWN)
-            and text
+            (self.texts[i], i, self.types[i] != TokenType.USER_DEFINED)
+            for i in self.special_ids()
+            if self.texts[i]
         ]
         found.sort(key=lambda item: (-len(item[0].encode("utf-8")), item[1]))
         return found
@@ -188,11 +217,7 @@ class Tokenizer(ABC):
         if self._eos_id is not None:
             eot.add(self._eos_id)
         self._eot_ids = frozenset(eot)
-        self._special_ids = frozenset(
-            i
-            for i, t in enumerate(vocab.types)
-            if t in (TokenType.CONTROL, TokenType.USER_DEFINED, TokenType.UNKNOWN)
-        )
+        self._special_ids = frozenset(vocab.special_ids())
         pieces = [self._piece(i) for i in range(len(vocab))]
         suppressed = (TokenType.CONTROL, TokenType.UNKNOWN)
         self._pieces_special: list[bytes] = pieces

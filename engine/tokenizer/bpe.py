@@ -31,6 +31,11 @@ _QWEN2 = (
     r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 
+_QWEN35 = (
+    r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+"
+    r"|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
 
 @dataclass(frozen=True)
 class PreTokenizer:
@@ -59,6 +64,7 @@ _FAMILIES: dict[str, PreTokenizer] = {
     "dbrx": PreTokenizer((_LLAMA3,)),
     "qwen2": PreTokenizer((_QWEN2,), clean_spaces=False),
     "stablelm2": PreTokenizer((_QWEN2,)),
+    "qwen35": PreTokenizer((_QWEN35,), clean_spaces=False),
 }
 
 # Family -> the tokenizer.ggml.pre values llama.cpp maps to it (llama_vocab::impl::load).
@@ -74,6 +80,7 @@ _PRE_NAMES: dict[str, str] = {
     "dbrx": "dbrx smaug-bpe",
     "qwen2": "qwen2 deepseek-r1-qwen kormo f2llmv2",
     "stablelm2": "stablelm2 megrez",
+    "qwen35": "qwen35",
 }
 _PRE_TYPES: dict[str, str] = {
     name: family for family, names in _PRE_NAMES.items() for name in names.split()
@@ -108,6 +115,8 @@ def _byte_alphabet() -> dict[int, str]:
 
 _BYTE_TO_CHAR = _byte_alphabet()
 _CHAR_TO_BYTE = {c: b for b, c in _BYTE_TO_CHAR.items()}
+# str.translate table from alphabet characters to the latin-1 character of their byte.
+_CHAR_TO_LATIN1 = {ord(c): chr(b) for c, b in _CHAR_TO_BYTE.items()}
 # bytes.translate-free fast path: one str per byte value.
 _BYTE_CHARS = [_BYTE_TO_CHAR[b] for b in range(256)]
 
@@ -130,14 +139,11 @@ class BpeTokenizer(Tokenizer):
         self.pre_type = pre
         self._pre = pre_tokenizer_for(pre)
         self._patterns = [regex.compile(p) for p in self._pre.patterns]
-        self._ranks: dict[tuple[str, str], int] = {}
-        for rank, merge in enumerate(merges):
-            # Split at the first space after the first character, like llama.cpp,
-            # so a merge whose left side starts with a space still parses.
-            cut = merge.find(" ", 1)
-            if cut < 0:
-                raise ModelFormatError(f"malformed BPE merge #{rank}: {merge!r}")
-            self._ranks.setdefault((merge[:cut], merge[cut + 1 :]), rank)
+        # Byte-level symbols never contain a plain space (GPT-2 writes it "Ġ"), so a
+        # merge's own text "left right" is an unambiguous key. The first of
+        # duplicate merges keeps its rank, as in llama.cpp.
+        ranks = range(len(merges) - 1, -1, -1)
+        self._ranks: dict[str, int] = dict(zip(reversed(merges), ranks, strict=True))
         self._word_cache: dict[str, tuple[int, ...]] = {}
         super().__init__(
             vocab,
@@ -148,10 +154,14 @@ class BpeTokenizer(Tokenizer):
         )
 
     def _normal_piece(self, text: str) -> bytes:
-        # A character outside GPT-2's byte alphabet stands for itself.
-        return b"".join(
-            bytes((_CHAR_TO_BYTE[c],)) if c in _CHAR_TO_BYTE else c.encode("utf-8") for c in text
-        )
+        try:
+            return text.translate(_CHAR_TO_LATIN1).encode("latin-1")
+        except UnicodeEncodeError:
+            # A character outside GPT-2's byte alphabet stands for itself.
+            return b"".join(
+                bytes((_CHAR_TO_BYTE[c],)) if c in _CHAR_TO_BYTE else c.encode("utf-8")
+                for c in text
+            )
 
     def split_words(self, text: str) -> list[str]:
         """The pre-tokenizer's words (plain text, before byte mapping)."""
@@ -193,7 +203,7 @@ class BpeTokenizer(Tokenizer):
         if self._pre.ignore_merges and mapped in token_ids:
             return (token_ids[mapped],)
         ranks = self._ranks
-        symbols = merge_pairs(list(mapped), lambda a, b: ranks.get((a, b)))
+        symbols = merge_pairs(list(mapped), lambda a, b: ranks.get(a + " " + b))
         out: list[int] = []
         for symbol in symbols:
             token = token_ids.get(symbol)

@@ -36,6 +36,7 @@ _SCALARS: dict[int, np.dtype] = {
 _BOOL = 7
 _STRING = 8
 _ARRAY = 9
+_U64 = struct.Struct("<Q")
 
 
 class _Cursor:
@@ -67,6 +68,29 @@ class _Cursor:
         self.pos += n
         return raw.decode("utf-8", errors="replace")
 
+    def strings(self, count: int, key: str) -> list[str]:
+        """`count` strings in a row (the token list: hundreds of thousands, so the
+        loop is kept tight)."""
+        # Each string takes at least its 8-byte length.
+        self.need(count * 8, key)
+        data, pos, end = self.data, self.pos, len(self.data)
+        unpack = _U64.unpack_from
+        out: list[str] = []
+        append = out.append
+        for _ in range(count):
+            if pos + 8 > end:
+                self.pos = pos
+                self.need(8, key)
+            (n,) = unpack(data, pos)
+            pos += 8
+            if n > end - pos:
+                self.pos = pos
+                self.need(n, key)
+            append(data[pos : pos + n].decode("utf-8", errors="replace"))
+            pos += n
+        self.pos = pos
+        return out
+
     def value(self, kind: int, key: str) -> Any:
         if kind == _STRING:
             return self.string(key)
@@ -79,9 +103,7 @@ class _Cursor:
         if kind == _ARRAY:
             item_kind, count = self.unpack("<IQ", key)
             if item_kind == _STRING:
-                # Each string takes at least its 8-byte length.
-                self.need(count * 8, key)
-                return [self.string(key) for _ in range(count)]
+                return self.strings(count, key)
             if item_kind in _SCALARS:
                 dtype = _SCALARS[item_kind]
                 self.need(count * dtype.itemsize, key)

@@ -26,6 +26,8 @@ def _text_list(value: Any, key: str) -> list[str]:
     items = list(value)
     if len(items) > MAX_VOCAB_SIZE:
         raise ModelFormatError(f"{key} has {len(items)} entries, more than any real vocabulary")
+    if not items or type(items[0]) is str:
+        return items  # read_gguf_metadata's lists are str already
     return [
         item.decode("utf-8", errors="replace") if isinstance(item, bytes | bytearray) else str(item)
         for item in items
