@@ -249,8 +249,11 @@ def quantize_model(
     source, output = Path(source), Path(output)
     if source.resolve() == output.resolve():
         raise EngineError("the output must be a different file from the input")
-    with open(source, "rb") as f:
-        is_gguf = f.read(4) == b"GGUF"
+    try:
+        with open(source, "rb") as f:
+            is_gguf = f.read(4) == b"GGUF"
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read {source}: {exc.strerror}") from exc
     if is_gguf:
         src = GGUFFile(source)
         try:
