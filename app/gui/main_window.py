@@ -236,6 +236,7 @@ class MainWindow(QMainWindow):
             self.addAction(action)  # shortcuts keep working while the menu bar is hidden
         self.stop_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
         if self.kiosk:
+            self.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
             self.menuBar().hide()
             # In kiosk mode the quit shortcut is the configured combination only.
             self.quit_action.setShortcut(QKeySequence())
@@ -299,7 +300,6 @@ class MainWindow(QMainWindow):
     def show_for_mode(self) -> None:
         """Show as a normal window, or fullscreen without decorations in kiosk mode."""
         if self.kiosk:
-            self.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
             self.showFullScreen()
         else:
             self.resize(760, 640)
