@@ -17,6 +17,11 @@ import numpy as np
 
 from engine.base import GenerationOptions
 
+# Top-p over many candidates first sorts only the best few hundred, which usually
+# hold the probability mass already (llama.cpp's adaptive sort does the same).
+_PARTIAL_SORT_FROM = 1024
+_PARTIAL_SORT_SIZE = 256
+
 
 class Sampler:
     """Chooses tokens for one generation call (holds its own random state)."""
@@ -36,13 +41,18 @@ class Sampler:
     def sample(self, logits: np.ndarray, recent_tokens: Sequence[int]) -> int:
         """The next token id given this step's `logits` (shape [vocab]) and the
         tokens generated or read so far (only the last `repeat_last_n` matter)."""
-        opts = self.options
-        row = np.asarray(logits, dtype=np.float32)[: self.vocab_size]
-        if opts.repeat_penalty != 1.0 and opts.repeat_last_n != 0 and len(recent_tokens):
-            row = self._penalize(row, recent_tokens)
-        if opts.temperature <= 0.0:
-            return int(np.argmax(row))
+        if self.options.temperature <= 0.0:
+            return int(np.argmax(self._penalized(logits, recent_tokens)))
+        candidates, probs = self.distribution(logits, recent_tokens)
+        return int(candidates[self._rng.choice(len(candidates), p=probs)])
 
+    def distribution(
+        self, logits: np.ndarray, recent_tokens: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The tokens that survive the filters, most likely first, and the
+        probabilities `sample` draws them with (temperature applied)."""
+        opts = self.options
+        row = self._penalized(logits, recent_tokens)
         candidates = self._top_k(row, opts.top_k)
         values = row[candidates].astype(np.float64)
         best = values.max()
@@ -56,16 +66,32 @@ class Sampler:
             # min-p cut can come first and spare sorting the rest.
             keep = values >= best + np.log(opts.min_p)
             candidates, values, weights = candidates[keep], values[keep], weights[keep]
-        order = np.argsort(-values, kind="stable")
+        top_p = opts.top_p if 0.0 < opts.top_p < 1.0 else 1.0
+        if top_p < 1.0 and len(values) > _PARTIAL_SORT_FROM:
+            # Like llama.cpp, first try whether the best few already reach top_p.
+            best_few = np.argpartition(-values, _PARTIAL_SORT_SIZE)[:_PARTIAL_SORT_SIZE]
+            if weights[best_few].sum() / total >= top_p:
+                candidates, values, weights = (
+                    candidates[best_few],
+                    values[best_few],
+                    weights[best_few],
+                )
+        order = np.argsort(-values)
         candidates, values, weights = candidates[order], values[order], weights[order]
-        if 0.0 < opts.top_p < 1.0:
+        if top_p < 1.0:
             # The smallest prefix whose probability mass reaches top_p.
-            keep_n = int(np.searchsorted(np.cumsum(weights) / total, opts.top_p)) + 1
+            keep_n = int(np.searchsorted(np.cumsum(weights) / total, top_p)) + 1
             candidates, values = candidates[:keep_n], values[:keep_n]
+        temperature = opts.temperature if opts.temperature > 0.0 else 1.0
+        probs = np.exp((values - values[0]) / temperature)
+        return candidates, probs / probs.sum()
 
-        probs = np.exp((values - values[0]) / opts.temperature)
-        probs /= probs.sum()
-        return int(candidates[self._rng.choice(len(candidates), p=probs)])
+    def _penalized(self, logits: np.ndarray, recent_tokens: Sequence[int]) -> np.ndarray:
+        row = np.asarray(logits, dtype=np.float32)[: self.vocab_size]
+        opts = self.options
+        if opts.repeat_penalty != 1.0 and opts.repeat_last_n != 0 and len(recent_tokens):
+            row = self._penalize(row, recent_tokens)
+        return row
 
     def _penalize(self, row: np.ndarray, recent_tokens: Sequence[int]) -> np.ndarray:
         last_n = self.options.repeat_last_n
