@@ -144,6 +144,29 @@ def test_llama_spm_ids_equal_llama_cpp(llama_spm, add_special: bool, parse_speci
     assert _mismatches(ours, llm, add_special, parse_special) == []
 
 
+def _llama_cpp_test_texts(vocab: Path) -> list[str]:
+    """The texts llama.cpp's own tokenizer tests use for `vocab` (its .inp file)."""
+    inp = vocab.with_name(vocab.name + ".inp")
+    return inp.read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n") if inp.exists() else []
+
+
+@pytest.mark.parametrize("vocab", sorted(DATA.glob("ggml-vocab-*.gguf")), ids=lambda p: p.stem)
+def test_llama_cpp_vocab_files_ids_equal_llama_cpp(vocab: Path) -> None:
+    """Every vocabulary file in tests/data/tokenizer, on the corpus plus llama.cpp's
+    own test texts for it."""
+    ours = load_tokenizer_from_gguf(vocab)
+    llm = llama_cpp.Llama(model_path=str(vocab), vocab_only=True, verbose=False)
+    texts = CORPUS + _llama_cpp_test_texts(vocab)
+    bad = [
+        (text, add_special, parse_special)
+        for text in texts
+        for add_special, parse_special in FLAGS
+        if ours.encode(text, add_special=add_special, parse_special=parse_special)
+        != _ids(llm, text, add_special, parse_special)
+    ]
+    assert bad == []
+
+
 @pytest.mark.parametrize("fixture", ["smollm2", "llama_spm"])
 def test_special_ids_equal_llama_cpp(fixture: str, request: pytest.FixtureRequest) -> None:
     ours, llm = request.getfixturevalue(fixture)
@@ -315,12 +338,11 @@ def test_smollm2_template_equals_llama_cpp_python_jinja_formatter(smollm2_gguf: 
         assert ours == expected.prompt
 
 
-def test_smollm2_chat_prompt_tokens_equal_llama_cpp(smollm2) -> None:
+def test_smollm2_chat_prompt_tokens_equal_llama_cpp(smollm2, smollm2_gguf: Path) -> None:
     """The whole prompt path: template, then encode_prompt, as llama-cpp-python's
     chat handler tokenizes a Jinja-rendered prompt (specials parsed, no extra BOS)."""
     ours, llm = smollm2
+    template = template_for(read_gguf_metadata(smollm2_gguf))
     for messages in CONVERSATIONS:
-        prompt = render_chat(
-            messages, NAMED_TEMPLATES["chatml"], bos_token="<|im_start|>", eos_token="<|im_end|>"
-        )
+        prompt = render_chat(messages, template, bos_token="<|im_start|>", eos_token="<|im_end|>")
         assert ours.encode_prompt(prompt) == _ids(llm, prompt, False, True)
