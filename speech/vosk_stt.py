@@ -8,9 +8,13 @@ model with a runtime graph (the small models have one).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +52,39 @@ def check_model_dir(model_dir: str | Path) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[list[str]]:
+    """Collect what C code writes to file descriptor 2 (Kaldi prints its errors there
+    whatever the log level); the yielded list holds the lines afterwards."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines += capture.read().decode(errors="replace").splitlines()
+
+
 def load_model(model_dir: str | Path) -> Any:
     """A `vosk.Model` for the folder (shareable between recognizers of one thread each)."""
     root = check_model_dir(model_dir)
     vosk = vosk_module()
-    try:
-        return vosk.Model(str(root))
-    except Exception:  # vosk raises a bare Exception("Failed to create a model")
-        raise SpeechModelError(f"Vosk could not load the model in {root} (damaged or "
-                               "incomplete: reinstall it)") from None
+    with _stderr_captured() as output:
+        try:
+            model = vosk.Model(str(root))
+        except Exception:  # vosk raises a bare Exception("Failed to create a model")
+            model = None
+    if model is not None:
+        return model
+    errors = [line for line in output if "ERROR" in line]
+    # "ERROR (VoskAPI:Model():model.cc:122) Folder ... does not contain model files. ..."
+    reason = errors[-1].split(") ", 1)[-1].split(". ")[0] if errors else "damaged or incomplete"
+    raise SpeechModelError(f"Vosk cannot load the model in {root}: {reason}")
 
 
 def supports_grammar(model_dir: str | Path) -> bool:

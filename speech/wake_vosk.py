@@ -1,6 +1,10 @@
-"""Wake word by Vosk grammar recognition: an alternative for languages PocketSphinx
-lacks. The recognizer may only hear the phrase or "[unk]", so a phrase hit is cheap
-to spot in its partial results."""
+"""Wake word by Vosk recognition: an alternative for languages PocketSphinx lacks.
+
+With `grammar=True` the recognizer may only hear the phrase or "[unk]" (cheap, but
+only sound for models whose vocabulary has "[unk]": without it, every sound is
+forced onto the phrase). The default runs free recognition and looks for the phrase
+in the partial results, which costs a full recognizer but keeps false alarms low.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +23,16 @@ class VoskWakeWord(WakeWordDetector):
     name = "vosk"
 
     def __init__(self, model_dir: str | Path, phrase: str, sample_rate: int = 16000,
-                 model: Any = None) -> None:
+                 model: Any = None, grammar: bool = False) -> None:
         self.sample_rate = sample_rate
         self.phrase = " ".join(phrase.lower().split())
         self._model = model if model is not None else load_model(model_dir)
-        self._recognizer = vosk_module().KaldiRecognizer(self._model, float(sample_rate),
-                                                   grammar_json([self.phrase]))
+        vosk = vosk_module()
+        if grammar:
+            self._recognizer = vosk.KaldiRecognizer(self._model, float(sample_rate),
+                                                    grammar_json([self.phrase]))
+        else:
+            self._recognizer = vosk.KaldiRecognizer(self._model, float(sample_rate))
 
     def process(self, chunk: AudioChunk) -> bool:
         chunk.expect(self.sample_rate, consumer="the wake-word spotter")
