@@ -194,6 +194,7 @@ _QUOTE = re.compile(r"^\s*>\s?", re.MULTILINE)
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}.*$", re.MULTILINE)
 _EMPHASIS = re.compile(r"(\*\*|__|~~)(.+?)\1|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?!\w)"
                        r"|(?<!\w)_(?!\s)(.+?)(?<!\s)_(?!\w)")
+_TABLE_ROW = re.compile(r"^\s*\|(.*)\|?\s*$", re.MULTILINE)
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
 _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f1e6-\U0001f1ff"
@@ -223,15 +224,20 @@ def normalize_for_speech(text: str) -> str:
     text = _HEADING.sub("", text)
     text = _QUOTE.sub("", text)
     text = _BULLET.sub("", text)
-    text = text.replace("|", ", ")
+    text = _TABLE_ROW.sub(_table_row_to_words, text)
     text = _HTML_TAG.sub(" ", text)
     text = _EMPHASIS.sub(_strip_emphasis, text)
     text = _EMOJI.sub(" ", text)
     text = _SPACES.sub(" ", text).strip()
-    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text).strip(" ,;")
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text).lstrip(" ,;.")
     if not any(ch.isalnum() for ch in text):
         return ""
     return text
+
+
+def _table_row_to_words(match: re.Match[str]) -> str:
+    cells = [cell.strip() for cell in match.group(1).split("|")]
+    return ", ".join(cell for cell in cells if cell) + "."
 
 
 def _url_to_words(match: re.Match[str]) -> str:
