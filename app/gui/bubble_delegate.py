@@ -32,7 +32,7 @@ from app.gui.conversation_model import USER, MessageRole
 
 _Index = QModelIndex | QPersistentModelIndex
 
-_WRAP = Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere
+_WRAP = Qt.TextFlag.TextWordWrap
 
 
 def _mix(a: QColor, b: QColor, share_of_b: float) -> QColor:

@@ -75,7 +75,7 @@ QWidget { font-size: %(base_pt).1fpt; }
   background: palette(button); color: palette(button-text); }
 #stopButton:disabled { color: palette(mid); }
 #stopButton:focus { border: 3px solid palette(highlight); }
-QStatusBar QLabel { padding: 0 10px 0 0; font-size: %(small_pt).1fpt; }
+QStatusBar QLabel { padding: 0 4px; font-size: %(small_pt).1fpt; }
 #banner[kind="error"] { background: rgba(192, 57, 43, 0.20); border: 1px solid #c0392b;
   border-radius: 6px; }
 #banner[kind="notice"] { background: rgba(41, 128, 185, 0.18); border: 1px solid #2980b9;
@@ -302,7 +302,7 @@ class MainWindow(QMainWindow):
         if self.kiosk:
             self.showFullScreen()
         else:
-            self.resize(760, 640)
+            self.resize(840, 640)
             self.show()
         self.ptt.setFocus()
 
