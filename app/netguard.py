@@ -40,6 +40,7 @@ OFFLINE_SWITCHES: dict[str, str] = {
     "HF_DATASETS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+    "ORT_DISABLE_TELEMETRY": "1",  # onnxruntime (Piper) looks up a telemetry host otherwise
     "DISABLE_TELEMETRY": "1",
     "DO_NOT_TRACK": "1",
     "ANONYMIZED_TELEMETRY": "False",

@@ -17,6 +17,7 @@ from pathlib import Path
 from app import __version__
 from app.config import Settings, load_settings
 from app.errors import ConfigError, HearthError
+from app.netguard import allowed_hosts_for, install_network_guard, offline_environment
 
 log = logging.getLogger("hearth")
 
@@ -208,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     module_name, func_name = HANDLERS[args.command].split(":")
     try:
+        # Before any library is imported: only `models install` may leave the machine.
+        installing = args.command == "models" and args.models_command == "install"
+        offline_environment()
+        install_network_guard(allowed_hosts_for(settings, installing_models=installing))
         handler = getattr(importlib.import_module(module_name), func_name)
         return int(handler(args, settings) or 0)
     except ConfigError as exc:
