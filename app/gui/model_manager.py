@@ -61,13 +61,16 @@ class _Worker(QObject):
         super().__init__(parent)
         self.cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self._active = False
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """True from `start` until just before `done` is emitted."""
+        return self._active
 
     def start(self, model_id: str, job: Callable[[threading.Event], str]) -> None:
         self.cancel = threading.Event()
+        self._active = True
         self._thread = threading.Thread(target=self._run, args=(model_id, job, self.cancel),
                                         name="hearth-gui-models", daemon=True)
         self._thread.start()
@@ -75,16 +78,17 @@ class _Worker(QObject):
     def _run(self, model_id: str, job: Callable[[threading.Event], str],
              cancel: threading.Event) -> None:
         try:
-            message = job(cancel)
+            ok, message = True, job(cancel)
         except HearthError as exc:
-            text = "cancelled" if cancel.is_set() else str(exc).split("\n")[0]
-            self.done.emit(model_id, False, text)
-            return
+            ok, message = False, "cancelled" if cancel.is_set() else str(exc).split("\n")[0]
         except Exception as exc:  # a worker must always report back to the dialog
             log.exception("model operation failed")
-            self.done.emit(model_id, False, f"{type(exc).__name__}: {exc}")
-            return
-        self.done.emit(model_id, True, message)
+            ok, message = False, f"{type(exc).__name__}: {exc}"
+        self._active = False
+        try:
+            self.done.emit(model_id, ok, message)
+        except RuntimeError:  # the dialog was deleted meanwhile: nobody to tell
+            log.debug("model manager gone before %s finished", model_id)
 
     def wait(self, timeout: float) -> None:
         if self._thread is not None:
@@ -238,7 +242,7 @@ class ModelManagerDialog(QDialog):
         def job(cancel: threading.Event) -> str:
             result = self.store.verify(model_id, cancel=cancel)
             if not result.ok:
-                raise HearthError(f"{model_id}: " + "; ".join(result.problems))
+                raise HearthError("; ".join(result.problems))
             return f"{model_id}: every file matches its checksum"
 
         self._begin(f"Verifying {model_id}…")

@@ -125,6 +125,14 @@ class AssistantSession(QObject):
 
     def _build(self, settings: Settings, generation: int) -> None:
         try:
+            self._load(settings, generation)
+        except RuntimeError as exc:
+            if "deleted" not in str(exc):  # only "the window is gone" is expected here
+                raise
+            log.debug("the window closed while loading")
+
+    def _load(self, settings: Settings, generation: int) -> None:
+        try:
             assistant, info = self._factory(settings)
         except Exception as exc:
             log.warning("loading the assistant failed", exc_info=True)
