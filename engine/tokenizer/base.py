@@ -159,21 +159,16 @@ def merge_pairs(
     prev = list(range(-1, n - 1))
     nxt = list(range(1, n + 1))
     nxt[-1] = -1
+    # (key, left index, right index, combined length when the pair was proposed)
     heap: list[tuple[float | int, int, int, int]] = []
 
-    def push(left: int, right: int) -> None:
-        key = pair_key(text[left], text[right])
-        if key is not None:
-            heap.append((key, left, right, len(text[left]) + len(text[right])))
-
-    for i in range(n - 1):
-        push(i, i + 1)
-    heapq.heapify(heap)
-
-    def push_heap(left: int, right: int) -> None:
+    def propose(left: int, right: int) -> None:
         key = pair_key(text[left], text[right])
         if key is not None:
             heapq.heappush(heap, (key, left, right, len(text[left]) + len(text[right])))
+
+    for i in range(n - 1):
+        propose(i, i + 1)
 
     while heap:
         _, left, right, size = heapq.heappop(heap)
@@ -187,9 +182,9 @@ def merge_pairs(
         if nxt[right] >= 0:
             prev[nxt[right]] = left
         if prev[left] >= 0:
-            push_heap(prev[left], left)
+            propose(prev[left], left)
         if nxt[left] >= 0:
-            push_heap(left, nxt[left])
+            propose(left, nxt[left])
     return [t for t in text if t]
 
 
@@ -203,6 +198,7 @@ class Tokenizer(ABC):
         bos_id: int | None,
         eos_id: int | None,
         add_bos: bool,
+        add_eos: bool = False,
         add_space_prefix: bool = False,
         clean_spaces: bool = False,
     ) -> None:
@@ -210,6 +206,7 @@ class Tokenizer(ABC):
         self._bos_id = bos_id if bos_id is not None and 0 <= bos_id < len(vocab) else None
         self._eos_id = eos_id if eos_id is not None and 0 <= eos_id < len(vocab) else None
         self.add_bos = add_bos and self._bos_id is not None
+        self.add_eos = add_eos and self._eos_id is not None
         self.add_space_prefix = add_space_prefix
         self.clean_spaces = clean_spaces
         self._specials = vocab.special_tokens_longest_first()
@@ -267,7 +264,8 @@ class Tokenizer(ABC):
     ) -> list[int]:
         """Token ids of `text`, as llama.cpp's `llama_tokenize(text, add_special, parse_special)`.
 
-        `add_special` prepends BOS when the model asks for it. `parse_special` reads
+        `add_special` adds BOS (and EOS) where the model asks for them
+        (`tokenizer.ggml.add_bos_token` / `add_eos_token`). `parse_special` reads
         control-token texts such as "<|im_start|>" as those single tokens (a chat
         prompt needs it; user input must not have it).
         """
@@ -282,6 +280,8 @@ class Tokenizer(ABC):
             else:
                 ids.extend(self._encode_fragment(fragment, after_special))
                 after_special = False
+        if add_special and self.add_eos and self._eos_id is not None:
+            ids.append(self._eos_id)
         return ids
 
     def encode_prompt(self, text: str) -> list[int]:

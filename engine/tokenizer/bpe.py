@@ -135,6 +135,7 @@ class BpeTokenizer(Tokenizer):
         bos_id: int | None,
         eos_id: int | None,
         add_bos: bool | None = None,
+        add_eos: bool = False,
     ) -> None:
         self.pre_type = pre
         self._pre = pre_tokenizer_for(pre)
@@ -150,6 +151,7 @@ class BpeTokenizer(Tokenizer):
             bos_id=bos_id,
             eos_id=eos_id,
             add_bos=self._pre.add_bos if add_bos is None else add_bos,
+            add_eos=add_eos,
             clean_spaces=self._pre.clean_spaces,
         )
 

@@ -64,6 +64,7 @@ def load_tokenizer_from_gguf_metadata(metadata: Mapping[str, Any]) -> Tokenizer:
     vocab = Vocabulary(texts, scores, types)
     add_bos_value = metadata.get("tokenizer.ggml.add_bos_token")
     add_bos = None if add_bos_value is None else bool(add_bos_value)
+    add_eos = bool(metadata.get("tokenizer.ggml.add_eos_token", False))
 
     if model == "gpt2":
         merges = _text_list(metadata.get("tokenizer.ggml.merges"), "tokenizer.ggml.merges")
@@ -74,6 +75,7 @@ def load_tokenizer_from_gguf_metadata(metadata: Mapping[str, Any]) -> Tokenizer:
             bos_id=_optional_id(metadata, "tokenizer.ggml.bos_token_id", 11),
             eos_id=_optional_id(metadata, "tokenizer.ggml.eos_token_id", 11),
             add_bos=add_bos,
+            add_eos=add_eos,
         )
     if model == "llama":
         add_prefix = metadata.get("tokenizer.ggml.add_space_prefix")
@@ -82,6 +84,7 @@ def load_tokenizer_from_gguf_metadata(metadata: Mapping[str, Any]) -> Tokenizer:
             bos_id=_optional_id(metadata, "tokenizer.ggml.bos_token_id", 1),
             eos_id=_optional_id(metadata, "tokenizer.ggml.eos_token_id", 2),
             add_bos=True if add_bos is None else add_bos,
+            add_eos=add_eos,
             add_space_prefix=True if add_prefix is None else bool(add_prefix),
         )
     raise ModelFormatError(

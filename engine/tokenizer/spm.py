@@ -25,6 +25,7 @@ class SpmTokenizer(Tokenizer):
         bos_id: int | None = 1,
         eos_id: int | None = 2,
         add_bos: bool = True,
+        add_eos: bool = False,
         add_space_prefix: bool = True,
     ) -> None:
         self._byte_ids: list[int | None] = [
@@ -36,6 +37,7 @@ class SpmTokenizer(Tokenizer):
             bos_id=bos_id,
             eos_id=eos_id,
             add_bos=add_bos,
+            add_eos=add_eos,
             add_space_prefix=add_space_prefix,
         )
 

@@ -84,6 +84,18 @@ def test_metadata_may_hold_numpy_arrays_and_bytes() -> None:
     assert tok.encode("a", add_special=True) == [1, 3]
 
 
+def test_add_eos_token_appends_eos_with_add_special() -> None:
+    metadata = {
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": ["<unk>", "<s>", "</s>", "▁a"],
+        "tokenizer.ggml.token_type": [2, 3, 3, 1],
+        "tokenizer.ggml.add_eos_token": True,
+    }
+    tok = load_tokenizer_from_gguf_metadata(metadata)
+    assert tok.encode("a", add_special=True) == [1, 3, 2]
+    assert tok.encode("a") == [3]
+
+
 def test_unsupported_tokenizer_model_is_named() -> None:
     with pytest.raises(ModelFormatError, match="'bert'"):
         load_tokenizer_from_gguf_metadata(
