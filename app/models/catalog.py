@@ -259,6 +259,6 @@ def load_catalog(path: Path | None = None) -> Catalog:
             data = tomllib.load(fh)
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read the model catalog: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{path}: the model catalog is not valid TOML: {exc}") from None
     return parse_catalog(data, source=str(path))
