@@ -16,6 +16,7 @@ from PySide6.QtGui import (
     QKeyEvent,
     QKeySequence,
     QPainter,
+    QPaintEvent,
     QPalette,
 )
 from PySide6.QtWidgets import (
@@ -160,6 +161,7 @@ class ConversationView(QListView):
         self._delegate = BubbleDelegate(self)
         self.setItemDelegate(self._delegate)
         self._follow = True
+        self._placeholder = ""
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
 
@@ -193,6 +195,22 @@ class ConversationView(QListView):
             QGuiApplication.clipboard().setText(self.currentIndex().data(MessageRole.TEXT) or "")
             return
         super().keyPressEvent(event)
+
+    def set_placeholder(self, text: str) -> None:
+        """What an empty conversation shows (how to start)."""
+        self._placeholder = text
+        self.viewport().update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self._placeholder and (self.model() is None or self.model().rowCount() == 0):
+            painter = QPainter(self.viewport())
+            color = self.palette().color(QPalette.ColorRole.PlaceholderText)
+            painter.setPen(color)
+            painter.drawText(self.viewport().rect().adjusted(24, 24, -24, -24),
+                             int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap),
+                             self._placeholder)
+            painter.end()
 
     def event(self, event: QEvent) -> bool:
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.PaletteChange):

@@ -441,7 +441,12 @@ class MainWindow(QMainWindow):
         self.stop_button.setEnabled(ready and self.state != State.IDLE)
         if ready and not has_microphone:
             self.ptt.setToolTip("No microphone: type your question below")
+            self.text_input.setPlaceholderText("No microphone: type a question and press Enter")
+            self.view.set_placeholder("Type a question below to start.")
             self.text_input.setFocus()
+        elif ready:
+            self.view.set_placeholder("Hold the button (or the space bar) and speak, "
+                                      "or type a question below.")
 
     # --- dialogs ----------------------------------------------------------------------------
 

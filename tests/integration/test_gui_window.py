@@ -61,7 +61,7 @@ def make_window(qtbot) -> Callable[..., tuple[MainWindow, Built]]:
             built.assistant = Assistant(
                 s, engine=built.engine, recognizer=FakeRecognizer(),
                 synthesizer=FakeSynthesizer(), microphone=built.microphone,
-                speaker=FakeSpeaker(speed=0.2))
+                speaker=FakeSpeaker(speed=0.2), warm_up=False)
             built.assistant.subscribe(built.events.append)
             return built.assistant, SessionInfo("fake", "fake-model", "test tier",
                                                 has_microphone=microphone)
