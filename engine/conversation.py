@@ -1,9 +1,15 @@
 """Conversation memory that always fits the model's context window.
 
-The system prompt and the latest turns are kept; the oldest turns are dropped, a
-user/assistant exchange at a time, until the rendered prompt plus the longest reply
-fits. Token counts come from the engine's own tokenizer and chat template
-(`ChatEngine.count_prompt_tokens`), so the same logic serves every backend.
+The system prompt and the latest turns are kept; the oldest turns are dropped until
+the rendered prompt plus the longest reply fits. Token counts come from the engine's
+own tokenizer and chat template (`ChatEngine.count_prompt_tokens`), so the same logic
+serves every backend.
+
+Old turns go a few exchanges at a time rather than one per turn: the kept history then
+starts at the same message for several turns in a row, so an engine's prompt cache
+(llama.cpp reuses the KV state of the longest common prefix) stays valid and only the
+newest exchange is evaluated. Dropping one exchange per turn would shift the prompt on
+every turn and force a re-evaluation of the whole history each time.
 """
 
 from __future__ import annotations
@@ -16,16 +22,24 @@ from engine.errors import ContextOverflowError
 
 log = logging.getLogger(__name__)
 
+DROP_STEP = 4
+"""User turns dropped together when the history no longer fits."""
+
 
 def fit_to_context(
-    engine: ChatEngine, messages: Sequence[ChatMessage], max_reply_tokens: int
+    engine: ChatEngine,
+    messages: Sequence[ChatMessage],
+    max_reply_tokens: int,
+    drop_step: int = DROP_STEP,
 ) -> list[ChatMessage]:
-    """The longest recent part of `messages` whose prompt leaves room for the reply.
+    """A recent part of `messages` whose prompt leaves room for the reply.
 
     Leading system messages are always kept, and so is the last message (the one
     being answered). History is cut only at the start of a user message, so the model
-    never sees an assistant reply without its question. Raises ContextOverflowError
-    when even the system prompt plus the last message do not fit.
+    never sees an assistant reply without its question, and only before every
+    `drop_step`-th user message (counted from the oldest), so the cut stays put while
+    the conversation grows; 1 keeps as much history as fits. Raises
+    ContextOverflowError when even the system prompt plus the last message do not fit.
     """
     messages = list(messages)
     budget = engine.context_length - max_reply_tokens
@@ -41,10 +55,11 @@ def fit_to_context(
     if not turns or engine.count_prompt_tokens(messages) <= budget:
         return messages
 
-    # Where the kept history may start: at a user message, never later than the last one.
-    starts = [i for i, m in enumerate(turns) if m.role == "user" and i > 0]
-    starts.append(len(turns) - 1)
-    starts = sorted(set(starts))
+    # Where the kept history may start: at every drop_step-th user message, or at the
+    # last message when nothing earlier fits.
+    user_at = [i for i, m in enumerate(turns) if m.role == "user"]
+    starts = [i for n, i in enumerate(user_at) if n > 0 and n % max(1, drop_step) == 0]
+    starts = sorted({*starts, len(turns) - 1})
 
     def fits(start: int) -> bool:
         return engine.count_prompt_tokens(system + turns[start:]) <= budget

@@ -7,6 +7,7 @@ in tests/integration/test_llama_engine.py.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -74,7 +75,7 @@ def test_short_conversation_is_kept_whole() -> None:
 def test_long_conversation_keeps_system_prompt_and_latest_turns() -> None:
     engine = CountingEngine(context_length=200)
     messages = _conversation(40)
-    kept = fit_to_context(engine, messages, max_reply_tokens=64)
+    kept = fit_to_context(engine, messages, max_reply_tokens=64, drop_step=1)
     assert kept[0] == SYSTEM
     assert kept[-1] == messages[-1]
     assert kept[1].role == "user"  # never starts with an orphaned answer
@@ -85,15 +86,30 @@ def test_long_conversation_keeps_system_prompt_and_latest_turns() -> None:
     assert engine.count_prompt_tokens(one_more) + 64 > 200
 
 
-def test_every_turn_of_a_growing_conversation_fits() -> None:
+def test_every_turn_of_a_growing_conversation_fits_and_the_cut_moves_rarely() -> None:
     engine = CountingEngine(context_length=160)
     history = [SYSTEM]
+    first_kept: list[ChatMessage] = []
     for turn in range(40):
         history.append(ChatMessage("user", f"turn {turn} " + "word " * (turn % 7)))
         kept = fit_to_context(engine, history, max_reply_tokens=48)
         assert kept[0] == SYSTEM and kept[-1] == history[-1]
+        assert kept[1].role == "user"
         assert engine.count_prompt_tokens(kept) + 48 <= 160
+        first_kept.append(kept[1])
         history.append(ChatMessage("assistant", "reply " * 12))
+    cuts = sum(1 for a, b in itertools.pairwise(first_kept) if a is not b)
+    assert 3 <= cuts <= 40 // 3  # history was dropped, but in blocks, not every turn
+
+
+def test_cut_falls_on_every_fourth_user_turn() -> None:
+    engine = CountingEngine(context_length=200)
+    messages = _conversation(40)
+    kept = fit_to_context(engine, messages, max_reply_tokens=64)
+    users_before = sum(1 for m in messages[: len(messages) - len(kept) + 1] if m.role == "user")
+    assert users_before % 4 == 0
+    tightest = fit_to_context(engine, messages, max_reply_tokens=64, drop_step=1)
+    assert len(tightest) - 8 < len(kept) <= len(tightest)
 
 
 def test_binary_search_keeps_tokenizer_calls_few() -> None:
