@@ -167,13 +167,7 @@ class ConversationView(QListView):
 
     def setModel(self, model: object) -> None:  # type: ignore[override]
         super().setModel(model)
-        model.rowsInserted.connect(self._on_rows_inserted)  # type: ignore[attr-defined]
         model.dataChanged.connect(self._on_data_changed)  # type: ignore[attr-defined]
-
-    @Slot()
-    def _on_rows_inserted(self) -> None:
-        if self._follow:
-            self.scrollToBottom()
 
     @Slot(QModelIndex, QModelIndex)
     def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex) -> None:
@@ -187,6 +181,8 @@ class ConversationView(QListView):
 
     @Slot(int, int)
     def _on_range_changed(self, _minimum: int, maximum: int) -> None:
+        # New rows and growing replies both end up here once laid out (in batches), which
+        # is cheaper than scrolling on every inserted row.
         if self._follow:
             self.verticalScrollBar().setValue(maximum)
 

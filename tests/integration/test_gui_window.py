@@ -12,12 +12,13 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from app.assistant.pipeline import Assistant
 from app.config import Settings, replace
-from app.events import ErrorEvent, Event, ReplyFinished, State
+from app.events import ErrorEvent, Event, FinalTranscript, ReplyFinished, ReplyToken, State
 from app.gui.conversation_model import ASSISTANT, USER
 from app.gui.main_window import MainWindow
 from app.gui.session import SessionInfo
@@ -116,6 +117,19 @@ def test_holding_the_space_bar_is_push_to_talk(make_window, qtbot):
     assert rows(window)[0] == (USER, "what time is it")
 
 
+def test_a_finger_on_the_touchscreen_holds_to_talk(make_window, qtbot):
+    window, built = make_window(kiosk=True)
+    finger = QTest.createTouchDevice()
+    centre = window.ptt.rect().center()
+    QTest.touchEvent(window.ptt, finger).press(0, centre, window.ptt).commit()
+    qtbot.waitUntil(lambda: window.state == State.LISTENING, timeout=WAIT_MS)
+    built.microphone.say(0.3)
+    qtbot.wait(100)
+    QTest.touchEvent(window.ptt, finger).release(0, centre, window.ptt).commit()
+    qtbot.waitUntil(lambda: len(rows(window)) == 2, timeout=WAIT_MS)
+    assert rows(window)[0] == (USER, "what time is it")
+
+
 def test_space_in_the_text_box_types_a_space(make_window, qtbot):
     window, _built = make_window()
     window.text_input.setFocus()
@@ -210,3 +224,22 @@ def test_kiosk_mode_is_frameless_large_and_fits_800x480(make_window, qtbot):
     window.exit_shortcut.activated.emit()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
     assert window.session.assistant is None, "leaving kiosk mode shut the assistant down"
+
+
+def test_a_long_history_follows_the_newest_message(make_window, qtbot):
+    window, _built = make_window()
+    window.resize(700, 500)
+    for turn in range(1, 1501):
+        window.bridge.publish(FinalTranscript(f"question {turn}", turn_id=turn))
+        window.bridge.publish(ReplyToken(f"answer {turn} " + "word " * (turn % 40),
+                                         turn_id=turn))
+        window.bridge.publish(ReplyFinished("", turn_id=turn))
+    qtbot.waitUntil(lambda: window.model.rowCount() == 3000, timeout=WAIT_MS)
+    bottom = window.view.viewport().rect().bottomLeft() + QPoint(30, -10)
+    qtbot.waitUntil(lambda: window.view.indexAt(bottom).row() == 2999, timeout=WAIT_MS)
+    # a streamed reply keeps growing at the bottom, in view
+    window.bridge.publish(FinalTranscript("one more", turn_id=2000))
+    for _ in range(60):
+        window.bridge.publish(ReplyToken(" more words", turn_id=2000))
+    qtbot.waitUntil(lambda: window.model.rowCount() == 3002, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.view.indexAt(bottom).row() == 3001, timeout=WAIT_MS)
