@@ -13,7 +13,7 @@ from typing import Any
 
 from speech.audio import AudioChunk
 from speech.errors import SpeechModelError
-from speech.stt import RecognizedWord, SpeechRecognizer, Transcript
+from speech.stt import PARTIAL_INTERVAL_SECONDS, RecognizedWord, SpeechRecognizer, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class PocketSphinxRecognizer(SpeechRecognizer):
         self._decoder = make_decoder(sample_rate, **files)
         self._in_utterance = False
         self._last_partial = ""
+        self._unreported_frames = 0
 
     def accept(self, chunk: AudioChunk) -> Transcript | None:
         chunk.expect(self.sample_rate, consumer="PocketSphinx")
@@ -83,6 +84,11 @@ class PocketSphinxRecognizer(SpeechRecognizer):
             self._decoder.start_utt()
             self._in_utterance = True
         self._decoder.process_raw(chunk.to_bytes(), False, False)
+        # a partial every PARTIAL_INTERVAL_SECONDS: hyp() costs a backtrace each call
+        self._unreported_frames += chunk.frames
+        if self._unreported_frames < self.sample_rate * PARTIAL_INTERVAL_SECONDS:
+            return None
+        self._unreported_frames = 0
         hyp = self._decoder.hyp()
         text = hyp.hypstr if hyp is not None else ""
         if text and text != self._last_partial:
@@ -96,6 +102,7 @@ class PocketSphinxRecognizer(SpeechRecognizer):
         self._decoder.end_utt()
         self._in_utterance = False
         self._last_partial = ""
+        self._unreported_frames = 0
         hyp = self._decoder.hyp()
         if hyp is None:
             return Transcript(text="")

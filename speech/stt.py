@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 from speech.audio import AudioChunk
 
+PARTIAL_INTERVAL_SECONDS = 0.15
+"""Audio between two partial results of a streaming recognizer: often enough for a live
+caption, rarely enough that computing partials stays cheap."""
+
 
 @dataclass(frozen=True)
 class RecognizedWord:

@@ -20,7 +20,7 @@ from typing import Any
 
 from speech.audio import AudioChunk
 from speech.errors import SpeechModelError
-from speech.stt import RecognizedWord, SpeechRecognizer, Transcript
+from speech.stt import PARTIAL_INTERVAL_SECONDS, RecognizedWord, SpeechRecognizer, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class VoskRecognizer(SpeechRecognizer):
         self._recognizer = self._new_recognizer()
         self._segments: list[dict[str, Any]] = []
         self._last_partial = ""
+        self._unreported_frames = 0
 
     def _new_recognizer(self) -> Any:
         vosk = vosk_module()
@@ -137,7 +138,11 @@ class VoskRecognizer(SpeechRecognizer):
             self._segments.append(json.loads(self._recognizer.Result()))
             partial = ""
         else:
+            self._unreported_frames += chunk.frames
+            if self._unreported_frames < self.sample_rate * PARTIAL_INTERVAL_SECONDS:
+                return None
             partial = json.loads(self._recognizer.PartialResult()).get("partial", "")
+        self._unreported_frames = 0
         text = " ".join(t for t in [*self._segment_texts(), _clean_text(partial)] if t)
         if text and text != self._last_partial:
             self._last_partial = text

@@ -60,6 +60,7 @@ def run_say(args: argparse.Namespace, settings: Settings) -> int:
         for sentence in splitter.feed(args.text) + splitter.flush():
             for chunk in synthesizer.synthesize(sentence, cancel):
                 sink.play(chunk, cancel)
+        sink.drain(cancel)
     except KeyboardInterrupt:
         cancel.set()
         sink.stop()
