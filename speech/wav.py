@@ -24,14 +24,19 @@ def read_wav(path: str | Path) -> AudioChunk:
             data = wav.readframes(wav.getnframes())
     except FileNotFoundError:
         raise AudioFormatError(f"{path}: no such file") from None
-    except (wave.Error, EOFError) as exc:
+    except (wave.Error, EOFError, RuntimeError, ValueError, OverflowError) as exc:
+        # wave raises RuntimeError/ValueError for chunk sizes past the end of the file
         raise AudioFormatError(f"{path} is not a readable PCM WAV file ({exc})") from None
+    if channels < 1 or rate < 1:
+        raise AudioFormatError(f"{path} declares {channels} channel(s) at {rate} Hz")
     if width != 2:
         raise AudioFormatError(
             f"{path} has {8 * width}-bit samples; Hearth reads 16-bit PCM WAV "
             f"(convert with: sox {path.name} -b 16 out.wav)"
         )
-    return AudioChunk.from_bytes(data, rate, channels)
+    frame_bytes = 2 * channels
+    # a file cut mid-frame keeps its whole frames
+    return AudioChunk.from_bytes(data[:len(data) - len(data) % frame_bytes], rate, channels)
 
 
 def write_wav(path: str | Path, chunk: AudioChunk) -> Path:
