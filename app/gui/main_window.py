@@ -463,7 +463,14 @@ class MainWindow(QMainWindow):
         from app.gui.model_manager import ModelManagerDialog
 
         dialog = ModelManagerDialog(self.settings, self)
+        dialog.finished.connect(self._after_model_manager)
         dialog.open()
+
+    @Slot()
+    def _after_model_manager(self) -> None:
+        # A load that failed for want of a model may work now that one was installed.
+        if self.session.assistant is None and not self.session.is_loading:
+            self.session.load(self.settings)
 
     @Slot(object)
     def apply_settings(self, settings: Settings) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -111,12 +112,13 @@ class _MicTest(QObject):
             mic.start()
             try:
                 recorded = 0.0
-                while recorded < TEST_RECORD_SECONDS:
-                    chunk = mic.read(timeout=1.0)
-                    if chunk is None:
-                        break
-                    chunks.append(chunk)
-                    recorded += chunk.seconds
+                # A device can take a moment to deliver its first block: allow some slack.
+                deadline = time.monotonic() + TEST_RECORD_SECONDS + 5.0
+                while recorded < TEST_RECORD_SECONDS and time.monotonic() < deadline:
+                    chunk = mic.read(timeout=0.5)
+                    if chunk is not None:
+                        chunks.append(chunk)
+                        recorded += chunk.seconds
             finally:
                 mic.close()
             if not chunks:

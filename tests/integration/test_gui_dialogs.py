@@ -7,21 +7,24 @@ import hashlib
 import http.server
 import threading
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.config import Settings, load_settings, replace
+from app.errors import ModelNotInstalledError
 from app.gui.main_window import MainWindow
 from app.gui.model_manager import ModelManagerDialog
-from app.gui.session import SessionInfo
 from app.gui.settings_dialog import SettingsDialog
 from app.models.catalog import parse_catalog
 from app.models.store import ModelStore
 from app.models.tiers import MachineMemory
+from tests.integration.pulse import pulse_server  # noqa: F401 - the fixture
 
 PAYLOAD = bytes(range(256)) * 4096 * 4  # 4 MiB
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -207,11 +210,19 @@ def test_saved_settings_apply_without_a_restart(qtbot, tmp_path):
     window.close()
 
 
-def test_the_window_opens_both_dialogs(qtbot, tmp_path):
-    window = MainWindow(Settings(), lambda s: (_ for _ in ()).throw(RuntimeError("unused")),
-                        config_path=tmp_path / "config.toml")
+def test_the_window_opens_both_dialogs_and_retries_a_failed_load(qtbot, tmp_path):
+    loads: list[Settings] = []
+
+    def factory(settings: Settings):
+        loads.append(settings)
+        raise ModelNotInstalledError("smollm2-135m-instruct-q4_1")
+
+    window = MainWindow(Settings(), factory, config_path=tmp_path / "config.toml")
     qtbot.addWidget(window)
     window.show()
+    window.start()
+    qtbot.waitUntil(lambda: "hearth models install" in window.banner.text, timeout=WAIT_MS)
+    assert window.state_indicator.label.text() == "Something went wrong"
     window.settings_action.trigger()
     settings_dialog = window.findChild(SettingsDialog)
     assert settings_dialog is not None and settings_dialog.isVisible()
@@ -220,6 +231,35 @@ def test_the_window_opens_both_dialogs(qtbot, tmp_path):
     manager = window.findChild(ModelManagerDialog)
     assert manager is not None and manager.table.rowCount() > 0
     manager.reject()
-    info = SessionInfo("numpy", "x", "")
-    window.show_session_info(info)
-    assert window.tier_label.text() == ""
+    qtbot.waitUntil(lambda: len(loads) == 2, timeout=WAIT_MS)
+    window.close()
+
+
+def write_tone(path: Path, seconds: float = 4.0, rate: int = 48000) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.4 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+def test_microphone_test_records_and_plays_back(qtbot, tmp_path, pulse_server):  # noqa: F811
+    pulse_server.activate()
+    settings = replace(Settings(), "audio", input_device=pulse_server.device,
+                       output_device=pulse_server.device)
+    dialog = SettingsDialog(settings, tmp_path / "config.toml")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    tone = write_tone(tmp_path / "tone.wav")
+    with pulse_server.recording_speaker() as played:
+        player = pulse_server.play_wav_to_mic(tone, wait=False)
+        qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+        assert not dialog.test_button.isEnabled()
+        assert "Recording" in dialog.test_result.text()
+        qtbot.waitUntil(lambda: dialog.test_button.isEnabled(), timeout=30_000)
+        player.wait(30)
+    assert dialog.test_result.text() == "Recorded and played 3.0 s.", dialog.test_result.text()
+    assert np.abs(played[0].to_float()).max() > 0.1, "the tone came out of the speaker"
