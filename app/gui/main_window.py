@@ -356,7 +356,11 @@ class MainWindow(QMainWindow):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Holding space anywhere in the window (outside text fields and buttons) is talking."""
-        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+        if (event.type() == QEvent.Type.WindowDeactivate and watched is self
+                and self.ptt.talking and not self.ptt.click_to_toggle):
+            # The key or button release would go to another window: end the question now.
+            self.ptt.key_up()
+        elif event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
             key_event: QKeyEvent = event  # type: ignore[assignment]
             if (key_event.key() == Qt.Key.Key_Space
                     and key_event.modifiers() == Qt.KeyboardModifier.NoModifier

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -128,6 +128,18 @@ def test_a_finger_on_the_touchscreen_holds_to_talk(make_window, qtbot):
     QTest.touchEvent(window.ptt, finger).release(0, centre, window.ptt).commit()
     qtbot.waitUntil(lambda: len(rows(window)) == 2, timeout=WAIT_MS)
     assert rows(window)[0] == (USER, "what time is it")
+
+
+def test_switching_windows_while_holding_ends_the_question(make_window, qtbot):
+    window, built = make_window()
+    window.view.setFocus()
+    qtbot.keyPress(window.view, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.state == State.LISTENING, timeout=WAIT_MS)
+    built.microphone.say(0.3)
+    qtbot.wait(100)
+    QApplication.sendEvent(window, QEvent(QEvent.Type.WindowDeactivate))
+    assert not window.ptt.talking
+    qtbot.waitUntil(lambda: len(rows(window)) == 2, timeout=WAIT_MS)
 
 
 def test_space_in_the_text_box_types_a_space(make_window, qtbot):
