@@ -8,7 +8,6 @@ drawing takes its colours from that palette.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -19,8 +18,6 @@ from PySide6.QtWidgets import QApplication
 
 from app.config import Settings
 from app.gui.session import AssistantFactory
-
-log = logging.getLogger(__name__)
 
 ICON_PATH = Path(__file__).resolve().parents[2] / "assets" / "icons" / "hearth.svg"
 

@@ -9,10 +9,9 @@ never waits on the pipeline.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -48,8 +47,6 @@ from app.gui.level_meter import LevelMeter
 from app.gui.ptt_button import PushToTalkButton
 from app.gui.session import AssistantFactory, AssistantSession, SessionInfo
 
-log = logging.getLogger(__name__)
-
 STATE_TEXT = {
     State.IDLE: "Ready",
     State.LISTENING: "Listening…",
@@ -67,7 +64,6 @@ QWidget { font-size: %(base_pt).1fpt; }
 #pushToTalk, #stopButton { font-size: %(big_pt).1fpt; font-weight: bold; }
 #pushToTalk { border-radius: 14px; padding: 10px 18px;
   background: palette(highlight); color: palette(highlighted-text); border: none; }
-#pushToTalk:hover { background: palette(highlight); }
 #pushToTalk[talking="true"] { background: #c0392b; color: white; }
 #pushToTalk:disabled { background: palette(mid); color: palette(window); }
 #pushToTalk:focus { outline: none; border: 3px solid palette(text); }
@@ -133,9 +129,6 @@ class StateIndicator(QWidget):
 
 class MainWindow(QMainWindow):
     """Conversation, push-to-talk, Stop, text input and status; optionally as a kiosk."""
-
-    settings_changed = Signal(object)
-    """New `Settings` saved from the settings dialog."""
 
     def __init__(
         self,
@@ -490,4 +483,3 @@ class MainWindow(QMainWindow):
         )
         if pipeline_changed:
             self.session.load(settings)
-        self.settings_changed.emit(settings)
