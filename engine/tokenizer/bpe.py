@@ -17,6 +17,7 @@ import regex
 
 from engine.errors import ModelFormatError
 from engine.tokenizer.base import Tokenizer, Vocabulary, merge_pairs
+from engine.tokenizer.unicode_newer import ASSIGNED_AFTER_15_1
 
 # The split patterns of llama.cpp's pre-tokenizers (llama-vocab.cpp). Where llama.cpp
 # runs a hand-written splitter for a pattern, the hand-written one also takes any
@@ -122,6 +123,13 @@ _BYTE_CHARS = [_BYTE_TO_CHAR[b] for b in range(256)]
 
 _WORD_CACHE_LIMIT = 65536
 
+# Characters newer than llama.cpp's Unicode tables, and the unassigned code point
+# they are read as while finding word boundaries.
+_NEWER_CHARS = regex.compile(
+    "[" + "".join(f"\\U{a:08X}-\\U{b:08X}" for a, b in ASSIGNED_AFTER_15_1) + "]"
+)
+_UNASSIGNED = "\U0010ffff"
+
 
 class BpeTokenizer(Tokenizer):
     """Byte-level BPE with GPT-2's byte alphabet and a ranked merge list."""
@@ -167,6 +175,18 @@ class BpeTokenizer(Tokenizer):
 
     def split_words(self, text: str) -> list[str]:
         """The pre-tokenizer's words (plain text, before byte mapping)."""
+        probe = _NEWER_CHARS.sub(_UNASSIGNED, text)
+        if probe == text:
+            return self._split(text)
+        # Cut where the one-for-one substituted text is cut.
+        words: list[str] = []
+        start = 0
+        for word in self._split(probe):
+            words.append(text[start : start + len(word)])
+            start += len(word)
+        return words
+
+    def _split(self, text: str) -> list[str]:
         pieces = [text]
         for pattern in self._patterns:
             out: list[str] = []

@@ -85,6 +85,8 @@ CORPUS = [
     # mixed
     "Hello, y'all! How are you 😁 ?我想在apple工作1314151天～",
     "!!!!!! ??? ... --- ___ *** ### @@@",
+    # characters newer than llama.cpp's Unicode 15.1 tables (Garay, Sunuwar digits)
+    " \U00010d40\U00010d41 x\U00011bf0 1\U00010d40",
     "3 33 333 3333 33333 333333 3333333 33333333",
 ]
 

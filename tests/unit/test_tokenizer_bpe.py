@@ -71,6 +71,14 @@ def test_llama3_pre_tokenizer_groups_digits_by_three() -> None:
     assert words == ["123", "45", " It", "'s"]
 
 
+def test_characters_newer_than_unicode_15_1_count_as_unassigned() -> None:
+    # U+10D40 is a Garay digit (Unicode 16): llama.cpp's tables do not know it, so it
+    # is "other" there, not a digit to isolate.
+    garay = "\U00010d40"
+    assert make_tokenizer(pre="smollm").split_words(f" {garay}{garay}") == [f" {garay}{garay}"]
+    assert make_tokenizer(pre="smollm").split_words(" 1") == [" ", "1"]
+
+
 def test_unknown_pre_tokenizer_is_refused() -> None:
     with pytest.raises(ModelFormatError, match="pre-tokenizer 'nonsense'"):
         pre_tokenizer_for("nonsense")
