@@ -152,6 +152,7 @@ class Microphone(AudioSource):
         max_blocks = max(4, int(queue_seconds * 1000 / block_ms))
         self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=max_blocks)
         self._resampler = StreamResampler(self.capture_rate, sample_rate)
+        self._resampler_stale = False
         self._stream: Any = None
         self._gate_closed = False
         self._failed: str | None = None
@@ -221,6 +222,9 @@ class Microphone(AudioSource):
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 continue
+            if self._resampler_stale:
+                self._resampler_stale = False
+                self._resampler.reset()
             samples = self._resampler.process(block)
             if len(samples):
                 return AudioChunk(samples, self.sample_rate)
@@ -231,7 +235,8 @@ class Microphone(AudioSource):
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        self._resampler.reset()
+        # the reading thread owns the resampler: it resets it before the next block
+        self._resampler_stale = True
 
     def set_gate(self, closed: bool) -> None:
         """Close (True) to drop all captured audio, e.g. while Hearth speaks; open again

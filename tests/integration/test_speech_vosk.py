@@ -15,6 +15,7 @@ from speech.espeak import EspeakSynthesizer
 from speech.resample import resample
 from speech.stt import Transcript
 from speech.vosk_stt import VoskRecognizer, load_model
+from speech.wake_vosk import VoskWakeWord
 
 KOREAN = ["안녕하세요 오늘 날씨가 정말 좋네요", "음악을 틀어 주세요"]
 GRAMMAR = ["안녕하세요", "오늘", "날씨", "좋아요", "음악", "불"]
@@ -78,3 +79,30 @@ def test_grammar_restricts_vocabulary(
     assert set(final.text.split()) <= set(GRAMMAR)
     for _, partial in partials:
         assert set(partial.text.split()) <= set(GRAMMAR)
+
+
+def test_vosk_wake_word_heard_only_where_spoken(vosk_ko_dir: Path, vosk_ko_model: Any) -> None:
+    # "음악" (music) is the one short word Vosk reliably hears in espeak-ng's Korean
+    voice = EspeakSynthesizer("ko")
+    pause = AudioChunk.silence(0.6, 16000)
+
+    def recording(sentences: list[str]) -> AudioChunk:
+        parts = [pause]
+        for sentence in sentences:
+            parts += [resample(AudioChunk.concatenate(list(voice.synthesize(sentence))),
+                               16000), pause]
+        return AudioChunk.concatenate(parts)
+
+    def hits(audio: AudioChunk) -> list[float]:
+        detector = VoskWakeWord(vosk_ko_dir, "음악", model=vosk_ko_model)
+        found = []
+        for start in range(0, audio.frames, 480):
+            if detector.process(AudioChunk(audio.samples[start:start + 480].copy(), 16000)):
+                found.append(start / 16000)
+        return found
+
+    with_phrase = recording(["오늘 날씨가 좋네요", "음악", "지금 몇 시예요"])
+    found = hits(with_phrase)
+    assert len(found) == 1 and 1.5 < found[0] < with_phrase.seconds - 1.0
+    assert hits(recording(["오늘 날씨가 좋네요", "불을 켜 주세요", "지금 몇 시예요",
+                           "안녕하세요"])) == []
