@@ -1,0 +1,284 @@
+"""Soak test: many turns through one long-lived real pipeline, watching for leaks.
+
+Drives `--text-turns` typed turns and `--voice-turns` spoken turns (file mode: espeak-ng
+questions fed to the recognizer, Piper speaking the reply into a sink that only counts
+samples) through one `Assistant` with the bundled SmolLM2 on llama.cpp, PocketSphinx,
+Piper and a real history database. After a warm-up it samples this process's RSS, open
+file descriptors and OS threads; at the end it counts the history rows.
+
+Pass criteria (printed, and in the JSON): RSS growth after warm-up < 10 %, no growth of
+open fds or threads, one history row per turn, no turn ending in an error.
+
+Run: `python -m bench.soak` (defaults: 1000 text + 100 voice turns, 24-token replies)
+or `python -m bench.soak --text-turns 50 --voice-turns 5` for a quick look. Writes
+bench/results/soak.json and bench/results/soak.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from app.assistant.pipeline import Assistant
+from app.config import Settings, replace
+from app.engine_setup import build_engine
+from app.events import ErrorEvent, Event, FinalTranscript, TurnMetrics
+from app.history import History
+from app.netguard import install_network_guard, offline_environment
+from app.speech_setup import build_recognizer, build_synthesizer
+from speech.audio import AudioChunk
+from speech.io import AudioSink
+from speech.wav import read_wav
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODEL_ID = "smollm2-135m-instruct-q4_1"
+QUESTIONS = [
+    "What is the capital of France?",
+    "Tell me a joke about cats.",
+    "How do I boil an egg?",
+    "What is two plus two?",
+    "Name a color of the sky.",
+    "Why do birds sing in the morning?",
+    "Give me a word that rhymes with tree.",
+    "What day comes after Monday?",
+]
+SPOKEN = ["what is the capital of france", "tell me a story about a dog",
+          "set a timer for ten minutes", "what is the weather like today"]
+
+
+class CountingSink(AudioSink):
+    """A speaker that keeps nothing: it only counts the seconds it was given (a sink that
+    stored the audio would itself look like a leak)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def play(self, chunk: AudioChunk, cancel: threading.Event | None = None) -> None:
+        with self._lock:
+            self.seconds += chunk.seconds
+
+    def stop(self) -> None:
+        """Nothing plays in real time."""
+
+
+@dataclass
+class Sample:
+    turns: int
+    rss_mb: float
+    open_fds: int
+    os_threads: int
+    python_threads: int
+
+
+def sample(turns: int) -> Sample:
+    proc = psutil.Process()
+    return Sample(turns, round(proc.memory_info().rss / 2**20, 1), proc.num_fds(),
+                  proc.num_threads(), threading.active_count())
+
+
+class TurnDriver:
+    """Submits one turn at a time and waits for its TurnMetrics (or ErrorEvent)."""
+
+    def __init__(self, assistant: Assistant) -> None:
+        self.assistant = assistant
+        self.done = threading.Event()
+        self.errors: list[str] = []
+        self.empty_transcripts = 0
+        self.last_metrics: TurnMetrics | None = None
+        assistant.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ErrorEvent):
+            self.errors.append(event.text)
+            self.done.set()
+        elif isinstance(event, TurnMetrics):
+            self.last_metrics = event
+            self.done.set()
+        elif isinstance(event, FinalTranscript) and not event.text:
+            self.empty_transcripts += 1
+            self.done.set()
+
+    def text(self, question: str, timeout: float = 120.0) -> None:
+        self.done.clear()
+        self.assistant.submit_text(question)
+        if not self.done.wait(timeout):
+            self.errors.append(f"text turn timed out: {question!r}")
+
+    def voice(self, audio: AudioChunk, timeout: float = 180.0) -> None:
+        self.done.clear()
+        self.assistant.submit_audio(audio)
+        if not self.done.wait(timeout):
+            self.errors.append("voice turn timed out")
+
+
+def spoken_questions(directory: Path) -> list[AudioChunk]:
+    chunks = []
+    for i, text in enumerate(SPOKEN):
+        path = directory / f"q{i}.wav"
+        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, timeout=60)
+        chunks.append(read_wav(path))
+    return chunks
+
+
+def run(text_turns: int, voice_turns: int, max_tokens: int, warm_up: int,
+        every: int, history_turns: int) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="hearth-soak-"))
+    settings = replace(Settings(), "engine", max_tokens=max_tokens, temperature=0.7, seed=7)
+    settings = replace(settings, "history", path=str(workdir / "history.sqlite3"))
+    settings = replace(settings, "assistant", max_history_turns=history_turns)
+    settings = replace(settings, "stt", backend="pocketsphinx")
+    settings = replace(settings, "tts", backend="piper")
+    engine, _ = build_engine(settings, "llama-cpp", MODEL_ID)
+    recognizer = build_recognizer(settings)
+    synthesizer = build_synthesizer(settings)
+    history = History(settings.history_path)
+    sink = CountingSink()
+    assistant = Assistant(settings, engine=engine, recognizer=recognizer,
+                          synthesizer=synthesizer, speaker=sink, history=history)
+    driver = TurnDriver(assistant)
+    audio = spoken_questions(workdir)
+    assistant.start()
+    samples = [sample(0)]
+    started = time.monotonic()
+    turns = 0
+    plan = ["text"] * text_turns + ["voice"] * voice_turns
+    # Interleave the voice turns evenly among the text turns.
+    if voice_turns:
+        step = max(1, len(plan) // voice_turns)
+        plan = ["text"] * text_turns
+        for i in range(voice_turns):
+            plan.insert(min(len(plan), i * step + step // 2), "voice")
+    generated = 0
+    after_warm_up: Sample | None = None
+    for kind in plan:
+        if kind == "text":
+            driver.text(QUESTIONS[turns % len(QUESTIONS)])
+        else:
+            driver.voice(audio[turns % len(audio)])
+        turns += 1
+        if driver.last_metrics is not None:
+            generated += driver.last_metrics.generated_tokens
+            driver.last_metrics = None
+        if turns == warm_up:
+            after_warm_up = sample(turns)
+            samples.append(after_warm_up)
+        elif turns % every == 0:
+            samples.append(sample(turns))
+            print(f"{turns} turns, {time.monotonic() - started:.0f} s: {samples[-1]}",
+                  flush=True)
+    end = sample(turns)
+    samples.append(end)
+    elapsed = time.monotonic() - started
+    assistant.shutdown()
+    rows = history.count()
+    history.close()
+    baseline = after_warm_up or samples[0]
+    growth = (end.rss_mb - baseline.rss_mb) / baseline.rss_mb
+    return {
+        "machine": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "model": MODEL_ID,
+        "engine": "llama-cpp",
+        "max_tokens": max_tokens,
+        "max_history_turns": history_turns,
+        "text_turns": text_turns,
+        "voice_turns": voice_turns,
+        "turns": turns,
+        "seconds": round(elapsed, 1),
+        "generated_tokens": generated,
+        "reply_audio_seconds": round(sink.seconds, 1),
+        "errors": driver.errors[:20],
+        "error_count": len(driver.errors),
+        "empty_transcripts": driver.empty_transcripts,
+        "history_rows": rows,
+        "start": asdict(samples[0]),
+        "after_warm_up": asdict(baseline),
+        "end": asdict(end),
+        "rss_growth_after_warm_up": round(growth, 4),
+        "samples": [asdict(s) for s in samples],
+        "pass": {
+            "rss_growth_under_10_percent": growth < 0.10,
+            "no_fd_growth": end.open_fds <= baseline.open_fds,
+            "no_thread_growth": end.os_threads <= baseline.os_threads
+            and end.python_threads <= baseline.python_threads,
+            "one_history_row_per_turn": rows == turns,
+            "no_errors": not driver.errors,
+        },
+    }
+
+
+def write_results(result: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "soak.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    s, w, e = result["start"], result["after_warm_up"], result["end"]
+    lines = [
+        "# Soak run",
+        "",
+        f"{result['turns']} turns ({result['text_turns']} text, {result['voice_turns']} voice "
+        f"in file mode) through one Assistant: {result['model']} on {result['engine']}, "
+        f"replies of at most {result['max_tokens']} tokens, {result['max_history_turns']} "
+        f"earlier turns sent along; {result['seconds']} s on "
+        f"{result['cpu_count']} CPUs ({result['machine']}).",
+        "",
+        "| when | turns | RSS (MB) | open fds | OS threads | Python threads |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in (("start", s), ("after warm-up", w), ("end", e)):
+        lines.append(f"| {label} | {row['turns']} | {row['rss_mb']} | {row['open_fds']} | "
+                     f"{row['os_threads']} | {row['python_threads']} |")
+    lines += [
+        "",
+        f"RSS growth after warm-up: {100 * result['rss_growth_after_warm_up']:.2f} % "
+        f"(limit 10 %). History rows: {result['history_rows']} for {result['turns']} turns. "
+        f"Errors: {result['error_count']}. Generated tokens: {result['generated_tokens']}; "
+        f"spoken reply audio: {result['reply_audio_seconds']} s.",
+        "",
+        "| check | pass |",
+        "|---|---|",
+        *[f"| {name} | {'yes' if ok else 'NO'} |" for name, ok in result["pass"].items()],
+        "",
+        "Every sample:",
+        "",
+        "| turns | RSS (MB) | open fds | OS threads | Python threads |",
+        "|---:|---:|---:|---:|---:|",
+        *[f"| {x['turns']} | {x['rss_mb']} | {x['open_fds']} | {x['os_threads']} | "
+          f"{x['python_threads']} |" for x in result["samples"]],
+        "",
+    ]
+    (RESULTS / "soak.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--text-turns", type=int, default=1000)
+    parser.add_argument("--voice-turns", type=int, default=100)
+    parser.add_argument("--max-tokens", type=int, default=24)
+    parser.add_argument("--warm-up", type=int, default=20, help="turns before the baseline")
+    parser.add_argument("--every", type=int, default=100, help="sample every N turns")
+    parser.add_argument("--history-turns", type=int, default=4,
+                        help="earlier turns sent with each question (keeps prompts short)")
+    args = parser.parse_args()
+    offline_environment()  # the soak runs under the same offline guard as hearth itself
+    install_network_guard([])
+    result = run(args.text_turns, args.voice_turns, args.max_tokens, args.warm_up, args.every,
+                 args.history_turns)
+    write_results(result)
+    print(json.dumps({k: result[k] for k in ("turns", "seconds", "history_rows",
+                                             "rss_growth_after_warm_up", "pass")}, indent=2))
+    print(f"wrote {RESULTS / 'soak.json'} and {RESULTS / 'soak.md'}")
+
+
+if __name__ == "__main__":
+    main()
