@@ -147,9 +147,10 @@ def open_microphone(settings: Settings) -> Microphone:
                       block_ms=settings.audio.block_ms)
 
 
-def open_speaker(settings: Settings) -> Speaker:
-    """The configured output device."""
-    return Speaker(settings.audio.output_device)
+def open_speaker(settings: Settings, sample_rate: int = 0) -> Speaker:
+    """The configured output device, its stream opened at `sample_rate` (pass the
+    synthesizer's rate to skip resampling; 0 means the device's native rate)."""
+    return Speaker(settings.audio.output_device, sample_rate=sample_rate)
 
 
 def build_endpointer(settings: Settings, sample_rate: int = 16000) -> Endpointer:

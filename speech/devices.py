@@ -26,7 +26,7 @@ import numpy as np
 from speech.audio import AudioChunk
 from speech.errors import AudioDeviceError
 from speech.io import AudioSink, AudioSource
-from speech.resample import StreamResampler, resample
+from speech.resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class Speaker(AudioSink):
         """`latency_seconds`: device buffer; small values underrun on busy machines and
         do not make `stop()` faster (it discards the buffer)."""
         self.device = find_device(device, "output")
-        self.sample_rate = sample_rate or int(self.device.default_sample_rate)
+        native = int(self.device.default_sample_rate)
         self._lock = threading.Lock()
         self._pending: collections.deque[np.ndarray] = collections.deque()
         self._offset = 0
@@ -288,21 +288,31 @@ class Speaker(AudioSink):
         self._idle = threading.Event()
         self._idle.set()
         self._started = threading.Event()
+        self._resamplers: dict[int, StreamResampler] = {}
+        self._resamplers_stale = False
         self._requested = 0
+        sd = _sounddevice()
+        last_error: Exception | None = None
+        for rate in dict.fromkeys((sample_rate or native, native)):  # requested, else native
+            try:
+                self._stream: Any = sd.OutputStream(
+                    device=self.device.index, samplerate=rate, channels=1,
+                    dtype="int16", latency=latency_seconds, callback=self._callback,
+                )
+            except sd.PortAudioError as exc:
+                last_error = exc
+                continue
+            self.sample_rate = rate
+            break
+        else:
+            raise AudioDeviceError(f"cannot open speaker {self.device.name!r}: {last_error}")
         # PulseAudio asks for a burst first, then stalls a while before audio flows in
         # real time: warm means more than the burst has been requested
         self._warm_frames = int(self.sample_rate * (latency_seconds + 0.3))
-        sd = _sounddevice()
         try:
-            self._stream: Any = sd.OutputStream(
-                device=self.device.index, samplerate=self.sample_rate, channels=1,
-                dtype="int16", latency=latency_seconds, callback=self._callback,
-            )
             self._stream.start()
         except sd.PortAudioError as exc:
-            raise AudioDeviceError(
-                f"cannot open speaker {self.device.name!r} at {self.sample_rate} Hz: {exc}"
-            ) from None
+            raise AudioDeviceError(f"cannot start speaker {self.device.name!r}: {exc}") from None
         # warm up: return once audio flows, so the first sentence is not clipped
         if not self._started.wait(3.0):
             log.warning("speaker %s has not started after 3 s", self.device.name)
@@ -336,11 +346,11 @@ class Speaker(AudioSink):
         for the very end."""
         if cancel is not None and cancel.is_set():
             return
-        audio = resample(chunk, self.sample_rate)
+        samples = self._converted(chunk.to_mono())
         with self._lock:
             generation = self._generation
-            self._pending.append(audio.samples)
-            self._queued += audio.frames
+            self._pending.append(samples)
+            self._queued += len(samples)
             self._idle.clear()
         if not self._stream.active:
             try:
@@ -358,9 +368,32 @@ class Speaker(AudioSink):
                 return
             time.sleep(0.005)
 
+    def _converted(self, chunk: AudioChunk) -> np.ndarray:
+        """`chunk`'s samples at the stream's rate. A stateful resampler per input rate
+        keeps 0.25 s synthesizer slices from clicking at their edges."""
+        if self._resamplers_stale:
+            self._resamplers_stale = False
+            self._resamplers.clear()
+        if chunk.sample_rate == self.sample_rate:
+            return chunk.samples
+        resampler = self._resamplers.get(chunk.sample_rate)
+        if resampler is None:
+            resampler = StreamResampler(chunk.sample_rate, self.sample_rate)
+            self._resamplers[chunk.sample_rate] = resampler
+        return resampler.process(chunk.samples)
+
     def drain(self, cancel: threading.Event | None = None) -> None:
         """Block until everything queued has been heard (or `cancel`/`stop()`)."""
+        tails = [r.process(np.zeros(0, dtype=np.int16), last=True)
+                 for r in self._resamplers.values()]
+        self._resamplers.clear()
         generation = self._generation
+        with self._lock:
+            for tail in tails:
+                if len(tail):
+                    self._pending.append(tail)
+                    self._queued += len(tail)
+                    self._idle.clear()
         while not self._idle.wait(0.01):
             if cancel is not None and cancel.is_set():
                 self.stop()
@@ -377,6 +410,7 @@ class Speaker(AudioSink):
             self._queued = 0
             self._generation += 1
             self._idle.set()
+        self._resamplers_stale = True  # the playing thread drops them before its next chunk
         if self._stream.active:
             try:
                 self._stream.abort()  # drops what the device buffer still holds

@@ -114,12 +114,16 @@ def test_piper_into_microphone_is_recognized_by_pocketsphinx(
     assert mic.overruns == 0
 
 
+@pytest.mark.parametrize("stream_rate", ["native", "voice"])
 def test_speaker_plays_piper_reply_into_the_speaker_sink(
-    pulse_server: PulseServer, piper: PiperSynthesizer,  # noqa: F811
+    pulse_server: PulseServer, piper: PiperSynthesizer, stream_rate: str,  # noqa: F811
 ) -> None:
     chunks = list(piper.synthesize(REPLY))
     expected = sum(c.seconds for c in chunks)
-    speaker = Speaker(pulse_server.device)
+    # "native": 22050 Hz slices resampled on the fly to the device's rate; "voice": none
+    speaker = Speaker(pulse_server.device,
+                      sample_rate=piper.sample_rate if stream_rate == "voice" else 0)
+    assert (speaker.sample_rate == piper.sample_rate) == (stream_rate == "voice")
     try:
         with pulse_server.recording_speaker() as recorded:
             for chunk in chunks:
