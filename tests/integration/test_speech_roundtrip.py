@@ -228,3 +228,19 @@ def test_trim_silence_keeps_the_speech(piper: PiperSynthesizer) -> None:
     trimmed = trim_silence(padded, pad_ms=200)
     assert speech.seconds - 0.2 < trimmed.seconds < speech.seconds + 0.6
     assert trim_silence(AudioChunk.silence(1.0, 16000)).frames == 0
+
+
+def test_slow_reader_loses_blocks_counted_not_blocking(
+    pulse_server: PulseServer, piper: PiperSynthesizer, tmp_path: Path,  # noqa: F811
+) -> None:
+    wav = write_wav(tmp_path / "busy.wav", speak(piper, REPLY))
+    mic = Microphone(pulse_server.device, queue_seconds=0.2)
+    mic.start()
+    try:
+        # nobody reads while ~4 s of audio arrive: the bounded queue fills and the
+        # callback drops blocks instead of blocking PortAudio's thread
+        pulse_server.play_wav_to_mic(wav)
+        assert mic.overruns > 0
+        assert mic.read(timeout=1.0) is not None  # still delivering afterwards
+    finally:
+        mic.stop()
