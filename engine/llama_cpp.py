@@ -229,6 +229,10 @@ class LlamaCppEngine(ChatEngine):
     def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return len(self._render(messages)[0])
 
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The token ids `chat(messages)` evaluates: the chat template applied, tokenized."""
+        return self._render(messages)[0]
+
     @property
     def last_stats(self) -> GenerationStats | None:
         return self._stats

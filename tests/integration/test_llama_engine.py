@@ -175,6 +175,9 @@ def test_tokenize_round_trip(engine: LlamaCppEngine) -> None:
     text = "Hearth runs offline — café, 東京, 42."
     tokens = engine.tokenize(text)
     assert tokens and engine.detokenize(tokens) == text
+    prompt = engine.prompt_tokens([ChatMessage("user", text)])
+    assert len(prompt) == engine.count_prompt_tokens([ChatMessage("user", text)])
+    assert text in engine.detokenize(prompt)
 
 
 def test_broken_file_is_model_format_error_without_native_noise(
