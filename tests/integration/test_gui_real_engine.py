@@ -13,6 +13,7 @@ import time
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 
 from app.cli.gui_cmd import build_assistant
 from app.config import Settings, replace
@@ -22,17 +23,18 @@ from app.gui.main_window import MainWindow
 from tests.fakes import fake_settings
 from tests.integration.pulse import pulse_server  # noqa: F401 - the fixture
 
-LOAD_MS = 60_000
+LOAD_SECONDS = 60
 TURN_MS = 120_000
 CLOSE_BUDGET_SECONDS = 2.0
-CLOSE_MARGIN_SECONDS = 1.0
-"""Allowance for a loaded 2-core CI machine on top of the 2 s the window promises."""
+CLOSE_MARGIN_SECONDS = 2.0
+"""Allowance for a loaded 2-core machine (an engine thread may be mid-token for a second)
+on top of the 2 s the window gives the pipeline to stop."""
 
 
-def real_settings(pulse, **engine: object) -> Settings:
+def real_settings(pulse) -> Settings:
     settings = fake_settings(
         engine={"backend": "llama-cpp", "model": "smollm2-135m-instruct-q4_1",
-                "temperature": 0.0, "seed": 1, "max_tokens": 20, **engine},
+                "temperature": 0.0, "seed": 1, "max_tokens": 16},
         stt={"backend": "pocketsphinx", "model": "pocketsphinx-en-us"},
         # fast speech: the turn is over only once the reply has been played in real time
         tts={"backend": "piper", "voice": "piper-en_US-joe-medium", "speaking_rate": 2.0},
@@ -40,25 +42,28 @@ def real_settings(pulse, **engine: object) -> Settings:
     return replace(settings, "audio", input_device=pulse.device, output_device=pulse.device)
 
 
-@pytest.fixture
-def real_window(qtbot, pulse_server, smollm2_gguf, piper_voice_onnx):  # noqa: F811
+def wait_for(condition, timeout_seconds: float) -> None:
+    """Run the event loop until `condition()` holds (module fixtures cannot use qtbot)."""
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window did not get there in time")
+        QTest.qWait(20)
+
+
+@pytest.fixture(scope="module")
+def real_window(qapp, pulse_server, smollm2_gguf, piper_voice_onnx):  # noqa: F811
+    """One window for the module: loading the real models is the slow part, so the tests
+    share it (the closing test runs last and closes it)."""
     pulse_server.activate()
-    windows: list[MainWindow] = []
-
-    def make(**engine: object) -> tuple[MainWindow, list[Event]]:
-        window = MainWindow(real_settings(pulse_server, **engine), build_assistant)
-        events: list[Event] = []
-        window.bridge.event_received.connect(events.append)
-        qtbot.addWidget(window)
-        windows.append(window)
-        window.show()
-        window.start()
-        qtbot.waitUntil(lambda: window.session.assistant is not None, timeout=LOAD_MS)
-        return window, events
-
-    yield make
-    for window in windows:
-        window.close()
+    window = MainWindow(real_settings(pulse_server), build_assistant)
+    events: list[Event] = []
+    window.bridge.event_received.connect(events.append)
+    window.show()
+    window.start()
+    wait_for(lambda: window.session.assistant is not None, LOAD_SECONDS)
+    yield window, events
+    window.close()
 
 
 def hearth_threads() -> list[threading.Thread]:
@@ -66,7 +71,7 @@ def hearth_threads() -> list[threading.Thread]:
 
 
 def test_typed_question_runs_a_turn_with_the_real_engine(real_window, qtbot):
-    window, events = real_window()
+    window, events = real_window
     assert window.engine_label.text() == "engine: llama-cpp"
     assert window.model_label.text() == "model: smollm2-135m-instruct-q4_1"
     assert window.ptt.isEnabled(), "the private PulseAudio source is a working microphone"
@@ -87,13 +92,15 @@ def test_typed_question_runs_a_turn_with_the_real_engine(real_window, qtbot):
 
 
 def test_closing_during_a_turn_cancels_it_and_stops_every_thread(real_window, qtbot):
-    window, events = real_window(max_tokens=1500, temperature=0.8)
+    window, events = real_window
     assert hearth_threads(), "the pipeline is running"
-    qtbot.keyClicks(window.text_input, "Write a very long story about a dragon and a knight.")
+    before = sum(isinstance(e, ReplyToken) for e in events)
+    qtbot.keyClicks(window.text_input, "Tell me a story about a dragon and a knight.")
     qtbot.keyClick(window.text_input, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: sum(isinstance(e, ReplyToken) for e in events) >= 5,
+    # a few tokens in, the reply is still being written or spoken
+    qtbot.waitUntil(lambda: sum(isinstance(e, ReplyToken) for e in events) >= before + 3,
                     timeout=TURN_MS)
-    assert window.state in (State.THINKING, State.SPEAKING)
+    assert window.state in (State.THINKING, State.SPEAKING), f"turn already over: {window.state}"
     started = time.monotonic()
     window.close()
     closed_in = time.monotonic() - started
