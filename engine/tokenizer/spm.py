@@ -6,13 +6,22 @@ front of the text (and after every special token) when the model says
 whose merged piece has the highest score (leftmost on ties), as long as the merged
 piece is in the vocabulary. Characters that end up in no token are spelled as
 byte tokens <0xAB>.
+
+llama.cpp merges the whole text at once. When no piece of the vocabulary has a "▁"
+after another character (true of Llama's), no merge can cross the start of a word,
+so each word is merged on its own, with the same result, and cached.
 """
 
 from __future__ import annotations
 
+import re
+
 from engine.tokenizer.base import Tokenizer, Vocabulary, merge_pairs
 
 SPACE = "▁"
+_WORD_START = re.compile(f"(?<=[^{SPACE}])(?={SPACE})")
+_INNER_SPACE = re.compile(f"[^{SPACE}]{SPACE}")
+_WORD_CACHE_LIMIT = 65536
 
 
 class SpmTokenizer(Tokenizer):
@@ -28,6 +37,8 @@ class SpmTokenizer(Tokenizer):
         add_eos: bool = False,
         add_space_prefix: bool = True,
     ) -> None:
+        self._words_are_independent = not any(_INNER_SPACE.search(t) for t in vocab.texts)
+        self._word_cache: dict[str, list[int]] = {}
         self._byte_ids: list[int | None] = [
             vocab.ids.get(f"<0x{b:02X}>", vocab.ids.get(chr(b)) if b < 0x80 else None)
             for b in range(256)
@@ -48,6 +59,21 @@ class SpmTokenizer(Tokenizer):
         if self.add_space_prefix and after_special:
             text = " " + text
         text = text.replace(" ", SPACE)
+        if not self._words_are_independent:
+            return self._merge(text)
+        ids: list[int] = []
+        cache = self._word_cache
+        for word in _WORD_START.split(text):
+            cached = cache.get(word)
+            if cached is None:
+                cached = self._merge(word)
+                if len(cache) >= _WORD_CACHE_LIMIT:
+                    cache.clear()
+                cache[word] = cached
+            ids.extend(cached)
+        return ids
+
+    def _merge(self, text: str) -> list[int]:
         token_ids = self.vocab.ids
         scores = self.vocab.scores
 

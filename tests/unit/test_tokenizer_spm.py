@@ -29,11 +29,11 @@ PIECES = [
 ]
 
 
-def make_tokenizer(add_space_prefix: bool = True) -> SpmTokenizer:
+def make_tokenizer(add_space_prefix: bool = True, extra=()) -> SpmTokenizer:
     texts = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
     types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL] + [TokenType.BYTE] * 256
     scores = [0.0] * len(texts)
-    for text, score in PIECES:
+    for text, score in [*PIECES, *extra]:
         texts.append(text)
         types.append(TokenType.NORMAL)
         scores.append(score)
@@ -64,6 +64,12 @@ def test_space_prefix_and_highest_score_first(tok: SpmTokenizer) -> None:
 def test_equal_scores_merge_leftmost_first(tok: SpmTokenizer) -> None:
     # "ab" and "bb" both score -3: the leftmost pair wins.
     assert pieces(tok, make_tokenizer(add_space_prefix=False).encode("abb")) == ["ab", "b"]
+
+
+def test_words_are_merged_alone_unless_a_piece_spans_a_word_start() -> None:
+    assert pieces(make_tokenizer(), make_tokenizer().encode("ab b")) == ["▁", "ab", "▁", "b"]
+    spanning = make_tokenizer(extra=[("b▁", -0.5), ("b▁b", 0.0)])
+    assert pieces(spanning, spanning.encode("ab b")) == ["▁", "a", "b▁b"]
 
 
 def test_characters_without_pieces_fall_back_to_bytes(tok: SpmTokenizer) -> None:
