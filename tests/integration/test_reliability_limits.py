@@ -1,0 +1,262 @@
+"""Resource limits: too little memory for a model, and a full disk while saving history or
+installing a model.
+
+Memory: `hearth ask` runs under `prlimit --as` and must refuse the model before loading
+it, with exit code 1 and one line that names the memory needed and available and the
+model that would fit. Disk: a 2 MB tmpfs (we are root in CI) fills up; history writes and
+model installs must fail with a clear error and leave nothing half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.server
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.errors import DownloadError, HistoryError
+from app.history import History, TurnRecord
+from app.models.catalog import parse_catalog
+from app.models.store import MANIFEST_NAME, ModelStore
+
+ROOT = Path(__file__).resolve().parents[2]
+HEARTH = [sys.executable, "-m", "app.cli"]
+BIG_MODEL = "smollm2-135m-instruct-q8_0"  # needs 330 MB by the catalog
+SMALL_MODEL = "smollm2-135m-instruct-q4_1"  # needs 260 MB
+_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "KB": 1e3, "MB": 1e6, "GB": 1e9}
+_AVAILABLE = re.compile(r"only ([\d.]+) ([KMG]i?B|B) is available")
+
+
+def _hearth_limited(address_space_bytes: int, config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["prlimit", f"--as={address_space_bytes}", *HEARTH, "--config", str(config), "ask",
+         "--text", "hi", "--model", BIG_MODEL, "--max-tokens", "2"],
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[history]\npath = "{tmp_path / "history.sqlite3"}"\n', encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def limit_for_small_model_only(tmp_path_factory: pytest.TempPathFactory) -> int:
+    """An address-space limit leaving room for the small model but not the big one.
+
+    Hearth's own address space at the check is not known in advance: a run with room
+    for neither model tells it (the limit minus the "available" it reports)."""
+    config = tmp_path_factory.mktemp("memory") / "config.toml"
+    config.write_text("", encoding="utf-8")
+    first = _hearth_limited(400_000_000, config)
+    assert first.returncode == 1, first.stderr
+    assert "Traceback" not in first.stderr
+    match = _AVAILABLE.search(first.stderr)
+    assert match, first.stderr
+    overhead = 400_000_000 - float(match.group(1)) * _UNITS[match.group(2)]
+    return int(overhead + 295_000_000)
+
+
+def test_too_little_memory_refuses_before_loading_and_suggests_a_model(
+    config: Path, limit_for_small_model_only: int
+) -> None:
+    proc = _hearth_limited(limit_for_small_model_only, config)
+    message = proc.stderr.strip()
+    assert proc.returncode == 1, message
+    assert "Traceback" not in message and "MemoryError" not in message
+    assert len(message.splitlines()) == 1
+    assert f"{BIG_MODEL} needs" in message and "available" in message
+    assert "address-space limit" in message
+    assert f"{SMALL_MODEL} fits" in message
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "waiting for the lead: under an address-space limit the catalog's ram_bytes (260 MB) "
+    "undercounts what llama.cpp maps (the 98 MB mmap, a 48 MiB logits array, thread "
+    "stacks), so the suggested model fails to load with a MemoryError traceback"))
+def test_the_suggested_model_runs_under_the_same_limit(
+    config: Path, limit_for_small_model_only: int
+) -> None:
+    proc = subprocess.run(
+        ["prlimit", f"--as={limit_for_small_model_only}", *HEARTH, "--config", str(config),
+         "ask", "--text", "hi", "--model", SMALL_MODEL, "--max-tokens", "2", "--json"],
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["model"] == SMALL_MODEL
+
+
+# ---------------------------------------------------------------- full disks
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs mounted for this test only."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
+                              str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    """Fill the file system of `directory` to the last byte; the filler file."""
+    filler = directory / "filler"
+    with contextlib.suppress(OSError), filler.open("wb") as fh:
+        while True:
+            fh.write(b"\0" * 4096)
+            fh.flush()
+    return filler
+
+
+def test_history_on_a_full_disk_fails_clearly_and_keeps_what_was_saved(
+    small_disk: Path,
+) -> None:
+    path = small_disk / "history.sqlite3"
+    history = History(path)
+    for i in range(3):
+        turn = history.start_turn(user_text=f"question {i}")
+        history.finish_turn(turn, TurnRecord(reply=f"answer {i}"))
+    filler = _fill(small_disk)
+    with pytest.raises(HistoryError) as caught:
+        for _ in range(200):  # until the WAL cannot grow
+            turn = history.start_turn(user_text="a long question " * 200)
+            history.finish_turn(turn, TurnRecord(reply="a long answer " * 400))
+    assert "full" in str(caught.value) and "\n" not in str(caught.value)
+    history.close()
+    filler.unlink()
+    # Every committed turn is there and complete; the failed write left nothing behind.
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = db.execute("SELECT user_text, reply, complete FROM turns ORDER BY id").fetchall()
+    saved = [r for r in rows if r[0].startswith("question")]
+    assert saved == [(f"question {i}", f"answer {i}", 1) for i in range(3)]
+    assert all(complete == 1 for _q, _a, complete in rows)
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "waiting for app/history.py: opening a WAL database on a full disk fails with SQLite's "
+    "'disk I/O error' (the -shm file cannot be created); the message should say the disk "
+    "is full (e.g. check shutil.disk_usage when a sqlite3.Error is raised)"))
+def test_hearth_ask_with_history_on_a_full_disk_says_so(small_disk: Path, tmp_path: Path) -> None:
+    path = small_disk / "history.sqlite3"
+    with History(path) as history:
+        history.finish_turn(history.start_turn(user_text="before"), TurnRecord(reply="ok"))
+    _fill(small_disk)
+    config = tmp_path / "full.toml"
+    config.write_text(f'[history]\npath = "{path}"\n', encoding="utf-8")
+    proc = subprocess.run(
+        [*HEARTH, "--config", str(config), "ask", "--text", "hello", "--model", SMALL_MODEL,
+         "--max-tokens", "2"],
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert "Traceback" not in proc.stderr
+    assert "full" in proc.stderr, proc.stderr
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT user_text, reply FROM turns").fetchall() == [("before", "ok")]
+
+
+PAYLOAD = os.urandom(3 * 2**20)  # 3 MiB: more than the 2 MB disk holds
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+@pytest.fixture
+def file_server() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP server of the payload; (its URL, the paths requested)."""
+    requested: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # the http.server API names it so
+            requested.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(PAYLOAD)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/big.gguf", requested
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _store(root: Path, url: str, size: int) -> ModelStore:
+    catalog = parse_catalog({"model": [{
+        "id": "big", "kind": "llm", "name": "Big", "engines": ["numpy"], "languages": ["en"],
+        "license": "MIT", "ram_bytes": 1000, "path": "big.gguf",
+        "files": [{"name": "big.gguf", "size": size, "sha256": PAYLOAD_SHA}],
+        "sources": [{"type": "url", "urls": {"big.gguf": url}}],
+    }]})
+    return ModelStore(root=root, catalog=catalog)
+
+
+def _assert_nothing_installed(store: ModelStore) -> None:
+    assert not store.is_installed("big")
+    assert not (store.entry_dir("big") / "big.gguf").exists()
+    manifest = store.root / MANIFEST_NAME
+    assert not manifest.exists() or "big" not in json.loads(manifest.read_text())
+    assert not list(store.root.glob(".staging-*"))
+
+
+def test_model_download_on_a_full_disk_fails_clearly(
+    small_disk: Path, file_server: tuple[str, list[str]]
+) -> None:
+    url, requested = file_server
+    store = _store(small_disk / "models", url, size=0)  # size unknown: no pre-check
+    with pytest.raises(DownloadError) as caught:
+        store.install("big")
+    assert "disk is full" in str(caught.value)
+    assert requested
+    _assert_nothing_installed(store)
+
+
+def test_model_download_that_cannot_fit_is_refused_before_downloading(
+    small_disk: Path, file_server: tuple[str, list[str]]
+) -> None:
+    url, requested = file_server
+    store = _store(small_disk / "models", url, size=len(PAYLOAD))
+    with pytest.raises(DownloadError) as caught:
+        store.install("big")
+    assert "disk space" in str(caught.value)
+    assert requested == []
+    _assert_nothing_installed(store)
+
+
+def test_model_install_from_a_local_file_on_a_full_disk_fails_clearly(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "big.gguf"
+    source.write_bytes(PAYLOAD)
+    store = _store(small_disk / "models", "https://example.invalid/big.gguf", size=0)
+    with pytest.raises(DownloadError) as caught:
+        store.install("big", from_file=source)
+    assert "disk is full" in str(caught.value)
+    _assert_nothing_installed(store)
