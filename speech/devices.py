@@ -158,6 +158,8 @@ class Microphone(AudioSource):
         self._failed: str | None = None
         self._running = False
         self.overruns = 0
+        """Blocks lost: PortAudio input overflows plus blocks dropped on a full queue."""
+        self._logged_overruns = 0
         self._last_overrun_log = 0.0
 
     def start(self) -> None:
@@ -187,21 +189,23 @@ class Microphone(AudioSource):
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: copy and queue, nothing else (no resampling, no locks)
         if status and status.input_overflow:
-            self._count_overrun("input overflow")
+            self.overruns += 1
         if self._gate_closed:
             return
         try:
             self._queue.put_nowait(indata[:, 0].copy())
         except queue.Full:
-            self._count_overrun("queue full")
+            self.overruns += 1
 
-    def _count_overrun(self, why: str) -> None:
-        self.overruns += 1
+    def _report_overruns(self) -> None:
+        """Log lost blocks from the reading thread (never from the callback), at most
+        one line per 5 s."""
         now = time.monotonic()
-        if now - self._last_overrun_log > 5.0:  # at most one line per 5 s
+        if self.overruns > self._logged_overruns and now - self._last_overrun_log > 5.0:
+            log.warning("microphone dropped %d block(s) of audio so far (input overflow or "
+                        "a reader too slow)", self.overruns)
+            self._logged_overruns = self.overruns
             self._last_overrun_log = now
-            log.warning("microphone dropped audio (%s); %d block(s) lost so far", why,
-                        self.overruns)
 
     def _on_finished(self) -> None:
         if self._running:
@@ -222,6 +226,7 @@ class Microphone(AudioSource):
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 continue
+            self._report_overruns()
             if self._resampler_stale:
                 self._resampler_stale = False
                 self._resampler.reset()
