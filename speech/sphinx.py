@@ -107,17 +107,18 @@ class PocketSphinxRecognizer(SpeechRecognizer):
         if hyp is None:
             return Transcript(text="")
         words = []
-        logmath = self._decoder.get_logmath()
         for seg in self._decoder.seg():
             word = clean_word(seg.word)
             if word is None:
                 continue
-            confidence = min(1.0, max(0.0, logmath.exp(seg.prob))) if seg.prob else 1.0
+            # the Python binding gives the lattice posterior as a plain probability
+            # (slightly above 1 by rounding at times)
+            confidence = float(seg.prob) if math.isfinite(seg.prob) else 0.0
             words.append(RecognizedWord(
                 word=word,
                 start_seconds=seg.start_frame / FRAMES_PER_SECOND,
                 end_seconds=(seg.end_frame + 1) / FRAMES_PER_SECOND,
-                confidence=confidence if math.isfinite(confidence) else 0.0,
+                confidence=min(1.0, max(0.0, confidence)),
             ))
         text = " ".join(w.word for w in words) or hyp.hypstr
         return Transcript(text=text, words=tuple(words))

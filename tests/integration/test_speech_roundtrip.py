@@ -105,6 +105,7 @@ def test_piper_into_microphone_is_recognized_by_pocketsphinx(
     assert wer <= MAX_WER, f"heard {final.text!r} (WER {wer:.2f})"
     assert partials and not partials[0].is_final
     assert [w.word for w in final.words] == final.text.split()
+    assert all(0.0 <= w.confidence <= 1.0 for w in final.words)
     starts = [w.start_seconds for w in final.words]
     assert starts == sorted(starts)
     kinds = [e.kind for e in events]
