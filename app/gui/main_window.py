@@ -17,6 +17,7 @@ from PySide6.QtGui import (
     QCloseEvent,
     QFont,
     QFontMetrics,
+    QGuiApplication,
     QKeyEvent,
     QKeySequence,
     QShortcut,
@@ -293,6 +294,11 @@ class MainWindow(QMainWindow):
     def show_for_mode(self) -> None:
         """Show as a normal window, or fullscreen without decorations in kiosk mode."""
         if self.kiosk:
+            # Size to the screen as well: without a window manager (a Pi kiosk often has
+            # none) the fullscreen request alone is not honoured.
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            if screen is not None:
+                self.setGeometry(screen.geometry())
             self.showFullScreen()
         else:
             self.resize(840, 640)
