@@ -184,6 +184,19 @@ def test_stop_cancels_a_streaming_reply(make_window, qtbot):
     assert len(rows(window)) == 2
 
 
+def test_escape_is_stop(make_window, qtbot):
+    long_reply = " ".join(f"word{i}" for i in range(400))
+    window, _built = make_window(engine=FakeEngine([long_reply], token_seconds=0.02))
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
+    qtbot.keyClicks(window.text_input, "Go on and on")
+    qtbot.keyClick(window.text_input, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(rows(window)) == 2, timeout=WAIT_MS)
+    qtbot.keyClick(window.text_input, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.model.message(1).interrupted, timeout=WAIT_MS)
+    assert window.state == State.IDLE
+
+
 def test_loading_shows_a_busy_state_and_never_blocks(make_window, qtbot):
     gate = threading.Event()
     window, _built = make_window(gate=gate)
@@ -233,7 +246,10 @@ def test_kiosk_mode_is_frameless_large_and_fits_800x480(make_window, qtbot):
     assert hint.width() <= 800 and hint.height() <= 480
     window.resize(800, 480)
     assert window.exit_shortcut.key().toString() == "Ctrl+Alt+Q"
-    window.exit_shortcut.activated.emit()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
+    qtbot.keyClick(window.view, Qt.Key.Key_Q,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
     assert window.session.assistant is None, "leaving kiosk mode shut the assistant down"
 
