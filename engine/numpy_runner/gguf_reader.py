@@ -11,15 +11,24 @@ from __future__ import annotations
 import contextlib
 import mmap
 import struct
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ModelFormatError
 from engine.numpy_runner.model import Config, LayerWeights, Weights
-from engine.numpy_runner.tensors import Tensor, WeightType, storage_bytes, tensor_from_buffer
+from engine.numpy_runner.tensors import (
+    MappedRegion,
+    Tensor,
+    WeightType,
+    storage_bytes,
+    tensor_from_buffer,
+)
 
 GGUF_MAGIC = b"GGUF"
+DEFERRED_STRINGS = 256
+"""String arrays longer than this are decoded only when read (see GGUFMetadata)."""
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4
 
@@ -59,6 +68,39 @@ class TensorInfo:
     offset: int
     """Absolute byte offset in the file."""
     nbytes: int
+
+
+@dataclass(frozen=True)
+class _DeferredStrings:
+    """A long string array (a vocabulary, merges) left in the file until asked for."""
+
+    pos: int
+    count: int
+
+
+class GGUFMetadata(Mapping[str, Any]):
+    """The key/values of a GGUF file. Long string arrays (the tokenizer's vocabulary and
+    merges) are decoded from the map each time they are read, so a process that only
+    runs the model never holds them as Python strings."""
+
+    def __init__(self, mm: mmap.mmap, size: int) -> None:
+        self._mm = mm
+        self._size = size
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._values[key]
+        if isinstance(value, _DeferredStrings):
+            cur = _Cursor(self._mm, self._size)
+            cur.pos = value.pos
+            return [cur.string(key) for _ in range(value.count)]
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 class _Cursor:
@@ -119,6 +161,13 @@ class _Cursor:
                 )
                 self.pos += count * size
                 return values
+            if item_type == _STRING and count > DEFERRED_STRINGS:
+                deferred = _DeferredStrings(self.pos, count)
+                for _ in range(count):  # walk (and check) the lengths, keep nothing
+                    self.pos += 8 + self.u64(what)
+                    self.need(0, what)
+                self.last_item_type = item_type
+                return deferred
             items = [self.value(item_type, what, depth + 1) for _ in range(count)]
             self.last_item_type = item_type
             return items
@@ -159,13 +208,13 @@ class GGUFFile:
         # each metadata entry takes >= 13 bytes, each tensor entry >= 24: check the claims
         cur.need(kv_count * 13 + tensor_count * 24, f"{kv_count} metadata entries")
 
-        self.metadata: dict[str, Any] = {}
+        self.metadata = GGUFMetadata(self._mm, self.file_size)
         self.metadata_types: dict[str, tuple[int, int | None]] = {}
         """GGUF value type id of each key (and of its items, for arrays)."""
         for _ in range(kv_count):
             key = cur.string("metadata key")
             type_id = cur.u32(f"type of {key}")
-            self.metadata[key] = cur.value(type_id, key)
+            self.metadata._values[key] = cur.value(type_id, key)
             self.metadata_types[key] = (type_id, cur.last_item_type)
 
         self.alignment = int(self.metadata.get("general.alignment", DEFAULT_ALIGNMENT))
@@ -184,6 +233,8 @@ class GGUFFile:
             infos.append((name, dims, type_id, rel_offset))
 
         data_start = cur.pos + (-cur.pos) % self.alignment
+        # the header (mostly the vocabulary) is not needed again unless the tokenizer asks
+        MappedRegion(self._mm, 0, data_start).release()
         self.data_offset = data_start
         self.tensors: dict[str, TensorInfo] = {}
         for name, dims, type_id, rel_offset in infos:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import mmap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ class LoadedModel:
     plan: memory.MemoryPlan
     format: str
     """"gguf" or "llama2c"."""
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
     """GGUF key/values (empty for llama2.c)."""
     gguf: GGUFFile | None = None
     mm: mmap.mmap | None = None
@@ -63,7 +64,7 @@ def load_model(
         metadata = gguf.metadata
     else:
         config, tensors, mm = load_llama2c_model(path)
-        metadata = {}
+        metadata: Mapping[str, Any] = {}
     context = min(context_length, config.seq_len) if context_length > 0 else config.seq_len
     weights, plan = memory.plan(
         config, tensors, mode, budget_bytes, kv_cache_bytes(config, context)

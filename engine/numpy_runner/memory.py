@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import psutil
 
 from engine.errors import EngineError
 from engine.numpy_runner.model import Config, LayerWeights, MatrixLike, Weights
 from engine.numpy_runner.tensors import (
     ActivationRounding,
+    MappedRegion,
     Tensor,
     WeightType,
     activation_rounding,
@@ -90,14 +90,36 @@ class TiledMatrix(MatrixLike):
                 np.dot(tile, x[0], out=out[0, start:stop])
             else:
                 out[:, start:stop] = x @ tile.T
+            if self.release:
+                # tile by tile, so that not even one whole matrix (the classifier is
+                # the largest) is resident at once
+                self._release_rows(start, stop)
         if self.release and self.tensor.region is not None:
+            # and the whole matrix once more: page faults map neighbouring pages too
             self.tensor.region.release()
 
     def gather_rows(self, ids: Sequence[int], out: np.ndarray) -> None:
         for i, token in enumerate(ids):
             dequantize_rows(self.tensor, token, token + 1, out[i])
-        if self.release and self.tensor.region is not None:
-            self.tensor.region.release()
+            if self.release:
+                self._release_rows(token, token + 1)
+
+    def _release_rows(self, start: int, stop: int) -> None:
+        region = self.tensor.region
+        if region is None:
+            return
+        rows = stop - start
+        scales = self.tensor.scales
+        if scales is None:
+            row_bytes = region.nbytes // self.rows
+            MappedRegion(region.mm, region.offset + start * row_bytes, rows * row_bytes).release()
+            return
+        # llama2.c int8 groups: the int8 values, then the float32 scales
+        values_bytes = self.rows * self.cols
+        scale_row_bytes = scales.shape[1] * 4
+        MappedRegion(region.mm, region.offset + start * self.cols, rows * self.cols).release()
+        MappedRegion(region.mm, region.offset + values_bytes + start * scale_row_bytes,
+                     rows * scale_row_bytes).release()
 
 
 @dataclass(frozen=True)
@@ -117,6 +139,8 @@ def matrix_bytes_f32(tensor: Tensor) -> int:
 
 def default_budget(kv_bytes: int) -> int:
     """RAM "auto" may spend on float32 weights: a share of what is free, minus the KV cache."""
+    import psutil  # only "auto" needs it; stream mode keeps its footprint small
+
     available = psutil.virtual_memory().available
     return max(0, int(available * AUTO_RAM_FRACTION) - kv_bytes)
 

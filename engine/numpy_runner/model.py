@@ -11,6 +11,7 @@ converted from Hugging Face and llama2.c checkpoints both store Q/K rows permute
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -132,15 +133,25 @@ class RunState:
         self.hb = np.zeros((batch, c.hidden_dim), np.float32)  # gate
         self.hb2 = np.zeros((batch, c.hidden_dim), np.float32)  # up, then SwiGLU output
         self.logits = np.zeros((1, c.vocab_size), np.float32)
-        # (layer, kv head, position, head_dim): a head's keys are contiguous per position.
-        # np.zeros maps untouched pages lazily, so only used positions cost memory.
+        # (layer, kv head, position, head_dim): a head's keys are contiguous per position
         shape = (c.n_layers, c.n_kv_heads, context_length, c.head_dim)
-        self.key_cache = np.zeros(shape, np.float32)
-        self.value_cache = np.zeros(shape, np.float32)
+        self.key_cache = lazy_zeros(shape)
+        self.value_cache = lazy_zeros(shape)
 
     @property
     def kv_cache_bytes(self) -> int:
         return int(self.key_cache.nbytes + self.value_cache.nbytes)
+
+
+def lazy_zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 zero array whose memory is committed page by page as it is written.
+
+    An anonymous mmap rather than np.zeros: numpy asks for transparent huge pages on
+    large arrays, which would make the first key written to each layer commit 2 MB.
+    """
+    nbytes = int(np.prod(shape)) * 4
+    buffer = mmap.mmap(-1, max(nbytes, 1))
+    return np.frombuffer(buffer, np.float32, int(np.prod(shape))).reshape(shape)
 
 
 def kv_cache_bytes(config: Config, context_length: int) -> int:

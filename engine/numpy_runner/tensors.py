@@ -18,6 +18,9 @@ import numpy as np
 from engine.errors import ModelFormatError
 
 PAGE_SIZE = mmap.PAGESIZE
+FAULT_AROUND_BYTES = 64 * 1024
+"""Linux maps up to this much of the page cache around a faulting page (the default of
+/sys/kernel/mm/.../fault_around_bytes)."""
 
 
 class WeightType(Enum):
@@ -53,10 +56,13 @@ class MappedRegion:
     def release(self) -> None:
         """Drop the range's pages from this process (they stay in the OS page cache).
 
-        The start is rounded down to a page boundary, which may also drop the tail of a
-        neighbour; that only costs a page fault if the neighbour is used again.
+        The range is widened backwards by Linux's fault-around window: a page fault maps
+        the cached pages around it, behind as well as ahead, so reading the next range
+        re-maps the tail of this one unless it is dropped again. Dropping a neighbour
+        costs at most a page fault if it is used again.
         """
-        start = self.offset - self.offset % PAGE_SIZE
+        start = max(0, self.offset - FAULT_AROUND_BYTES)
+        start -= start % PAGE_SIZE
         length = self.offset + self.nbytes - start
         if length > 0:
             self.mm.madvise(mmap.MADV_DONTNEED, start, length)

@@ -1,11 +1,14 @@
 """How many BLAS threads the numpy runner uses, and on which CPUs it runs.
 
 numpy's matrix products run in the BLAS library's thread pool (OpenBLAS, MKL, ...), which
-threadpoolctl can resize at run time. Prompt batches are matrix-matrix products that
-gain from every core; a single decode token is a series of small matrix-vector products
-where waking extra BLAS threads costs more than it saves, so decoding uses one thread
-unless the configuration asks for more. Pinning (`cpu_affinity`, e.g. the big cores of
-a big.LITTLE CPU) applies to the generating thread for the duration of a call.
+threadpoolctl can resize at run time. `threads = 0` means one BLAS thread: OpenBLAS
+workers spin-wait for each other, and when the cores are shared — with speech
+recognition and synthesis in this application, or with other programs — a two-thread
+product was measured 20x slower than a one-thread one on a busy 2-core machine, while
+on an idle machine the second thread gains little for matrices this small. A
+configured thread count applies to prompt batches and decoding alike. Pinning
+(`cpu_affinity`, e.g. the big cores of a big.LITTLE CPU) applies to the generating
+thread for the duration of a call.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Iterator
 
 from threadpoolctl import ThreadpoolController
 
-from engine.cpu import cpu_info, pin_current_thread
+from engine.cpu import pin_current_thread
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,7 @@ class ComputeThreads:
 
     def __init__(self, threads: int = 0, cpu_affinity: tuple[int, ...] = ()) -> None:
         self.cpu_affinity = tuple(cpu_affinity)
-        automatic = len(self.cpu_affinity) if self.cpu_affinity else cpu_info().default_threads
-        self.prompt_threads = threads or automatic
+        self.prompt_threads = threads or 1
         self.decode_threads = threads or 1
 
     @contextlib.contextmanager
