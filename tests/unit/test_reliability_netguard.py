@@ -160,3 +160,38 @@ def test_allowed_hosts_for_settings() -> None:
     assert allowed_hosts_for(lan) == ["192.168.1.20"]
     installing = allowed_hosts_for(Settings(), installing_models=True)
     assert "huggingface.co" in installing and "*.huggingface.co" in installing
+
+
+def _connect_outside(args: object, settings: object) -> int:
+    """A stand-in subcommand that tries to reach the internet."""
+    with socket.create_connection(("192.0.2.7", 443), timeout=1):
+        return 0
+
+
+def test_the_cli_guards_every_subcommand(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import logging
+
+    from app import cli
+    from app.netguard import OFFLINE_SWITCHES
+
+    monkeypatch.setitem(cli.HANDLERS, "doctor", f"{__name__}:_connect_outside")
+    for name in OFFLINE_SWITCHES:  # restored after the test, whatever main() sets
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # main() adds its own
+    config = tmp_path / "config.toml"
+    config.write_text("", encoding="utf-8")
+    try:
+        code = cli.main(["--config", str(config), "doctor"])
+    finally:
+        guard = active_guard()
+        if guard is not None:
+            guard.uninstall()
+    assert guard is not None, "hearth's CLI did not install the network guard"
+    assert code == 1
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("hearth: offline guard: refused a network connection to 192.0.2.7")
+    assert len(message.splitlines()) == 1
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
