@@ -133,7 +133,7 @@ def spoken_questions(directory: Path) -> list[AudioChunk]:
 
 
 def run(text_turns: int, voice_turns: int, max_tokens: int, warm_up: int,
-        every: int, history_turns: int) -> dict[str, Any]:
+        every: int, history_turns: int, max_minutes: float = 0.0) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="hearth-soak-"))
     settings = replace(Settings(), "engine", max_tokens=max_tokens, temperature=0.7, seed=7)
     settings = replace(settings, "history", path=str(workdir / "history.sqlite3"))
@@ -162,7 +162,11 @@ def run(text_turns: int, voice_turns: int, max_tokens: int, warm_up: int,
             plan.insert(min(len(plan), i * step + step // 2), "voice")
     generated = 0
     after_warm_up: Sample | None = None
+    stopped_early = False
     for kind in plan:
+        if max_minutes and time.monotonic() - started > 60 * max_minutes:
+            stopped_early = True  # a busy machine: report the turns that fitted
+            break
         if kind == "text":
             driver.text(QUESTIONS[turns % len(QUESTIONS)])
         else:
@@ -196,6 +200,9 @@ def run(text_turns: int, voice_turns: int, max_tokens: int, warm_up: int,
         "text_turns": text_turns,
         "voice_turns": voice_turns,
         "turns": turns,
+        "planned_turns": len(plan),
+        "stopped_early_after_minutes": max_minutes if stopped_early else None,
+        "voice_turns_run": plan[:turns].count("voice"),
         "seconds": round(elapsed, 1),
         "generated_tokens": generated,
         "reply_audio_seconds": round(sink.seconds, 1),
@@ -226,8 +233,11 @@ def write_results(result: dict[str, Any]) -> None:
     lines = [
         "# Soak run",
         "",
-        f"{result['turns']} turns ({result['text_turns']} text, {result['voice_turns']} voice "
-        f"in file mode) through one Assistant: {result['model']} on {result['engine']}, "
+        f"{result['turns']} of {result['planned_turns']} planned turns "
+        f"({result['voice_turns_run']} of them voice turns in file mode"
+        + (f"; stopped after {result['stopped_early_after_minutes']} minutes on a busy machine"
+           if result["stopped_early_after_minutes"] else "")
+        + f") through one Assistant: {result['model']} on {result['engine']}, "
         f"replies of at most {result['max_tokens']} tokens, {result['max_history_turns']} "
         f"earlier turns sent along; {result['seconds']} s on "
         f"{result['cpu_count']} CPUs ({result['machine']}).",
@@ -267,13 +277,15 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=24)
     parser.add_argument("--warm-up", type=int, default=20, help="turns before the baseline")
     parser.add_argument("--every", type=int, default=100, help="sample every N turns")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="stop (and report) after this long; 0 runs every turn")
     parser.add_argument("--history-turns", type=int, default=4,
                         help="earlier turns sent with each question (keeps prompts short)")
     args = parser.parse_args()
     offline_environment()  # the soak runs under the same offline guard as hearth itself
     install_network_guard([])
     result = run(args.text_turns, args.voice_turns, args.max_tokens, args.warm_up, args.every,
-                 args.history_turns)
+                 args.history_turns, args.max_minutes)
     write_results(result)
     print(json.dumps({k: result[k] for k in ("turns", "seconds", "history_rows",
                                              "rss_growth_after_warm_up", "pass")}, indent=2))
