@@ -296,17 +296,21 @@ class LlamaCppEngine(ChatEngine):
         when cancelled."""
         llm = self._llm
         cached = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prompt)
-        # The last prompt token is always re-evaluated: sampling needs its fresh logits.
-        cached = min(cached, len(prompt) - 1)
+        # The last prompt token is always evaluated again, and always alone: sampling
+        # needs its fresh logits, and llama.cpp rounds a lone token differently from a
+        # batch, so doing it the same way cold or cached keeps a seeded (or greedy)
+        # reply the same whether or not the prompt was cached.
+        last = len(prompt) - 1
+        cached = min(cached, last)
         if cached == 0:
             llm.reset()
         else:
             llm.n_tokens = cached  # eval() drops the KV entries after this position
-        for i in range(cached, len(prompt), llm.n_batch):
+        for i in [*range(cached, last, llm.n_batch), last]:
             if cancel.is_set():
                 llm.reset()  # a half-evaluated prompt must not be mistaken for a cache
                 return None
-            llm.eval(prompt[i : i + llm.n_batch])
+            llm.eval(prompt[i : min(i + llm.n_batch, last)] if i < last else prompt[last:])
         return cached
 
     def _generate(

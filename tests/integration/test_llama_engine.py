@@ -205,3 +205,16 @@ def test_generating_thread_is_pinned_then_restored(smollm2_gguf: Path) -> None:
             seen.append(os.sched_getaffinity(0))
     assert seen and all(s == {cpu} for s in seen)
     assert os.sched_getaffinity(0) == before
+
+
+def test_fixed_seed_makes_sampling_reproducible(engine: LlamaCppEngine) -> None:
+    messages = [ChatMessage("user", "Tell me a short story about a cat.")]
+
+    def sample(seed: int) -> str:
+        options = GenerationOptions(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,
+                                    max_tokens=24, seed=seed)
+        return "".join(engine.chat(messages, options))
+
+    first = sample(11)
+    assert sample(11) == first
+    assert any(sample(seed) != first for seed in (12, 13, 14))
