@@ -220,6 +220,8 @@ class RemoteChatEngine(ChatEngine):
         body: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "stream": True,
+            # the final event then carries token counts (OpenAI, llama-server, Ollama)
+            "stream_options": {"include_usage": True},
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
             "top_p": options.top_p,
@@ -271,7 +273,7 @@ class RemoteChatEngine(ChatEngine):
                     f"{detail}"
                 )
             for event in self._events(response, cancel):
-                choice = (event.get("choices") or [{}])[0]
+                choice = (event.get("choices") or [{}])[0]  # the usage event has none
                 piece = (choice.get("delta") or {}).get("content") or ""
                 if piece:
                     stats.generated_tokens += 1
@@ -287,6 +289,11 @@ class RemoteChatEngine(ChatEngine):
                 stats.stop_reason = "cancelled"
             elif stats.stop_reason == "error":
                 stats.stop_reason = "eos"  # stream ended without a finish_reason
+            if not stats.prompt_tokens and not cancel.is_set():
+                # llama_cpp.server reports no usage when streaming: count it here (an
+                # estimate, see count_prompt_tokens), after the reply so it costs no latency.
+                with contextlib.suppress(RemoteEngineError):
+                    stats.prompt_tokens = self.count_prompt_tokens(messages)
         except (OSError, http.client.HTTPException) as exc:
             if not cancel.is_set():
                 raise self._unreachable(exc) from exc

@@ -81,6 +81,7 @@ def test_remote_answer_streams_and_mentions_paris(server_url: str) -> None:
     stats = engine.last_stats
     assert stats is not None and stats.stop_reason == "eos"
     assert stats.generated_tokens >= len(pieces) - 1
+    assert stats.prompt_tokens >= 20  # system prompt + question, reported or counted
     assert 0 < stats.first_token_ms <= stats.total_ms
 
 
