@@ -10,7 +10,7 @@ Hearth drives the token loop itself instead of using `create_chat_completion`, s
 - the stats have the same shape as the numpy runner's.
 
 llama.cpp's native log is routed into Python logging (debug level) instead of stderr;
-its last error line explains a load failure in the `ModelFormatError`.
+its first error line explains a load failure in the `ModelFormatError`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import codecs
 import ctypes
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -58,14 +59,15 @@ NAMED_TEMPLATES: dict[str, Callable[..., Any]] = {
     "llama-2": llama_chat_format.format_llama2,
 }
 
-_GGML_LEVELS = {1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.DEBUG}
+# ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous line
+_GGML_ERROR = 4
 
 
 class _NativeLog:
-    """Receives llama.cpp's C log lines; keeps the last error for load failures."""
+    """Receives llama.cpp's C log lines; keeps the errors for load-failure messages."""
 
     def __init__(self) -> None:
-        self.last_error = ""
+        self.errors: list[str] = []
         self._callback = llama_cpp.llama_log_callback(self._on_log)
         llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
 
@@ -73,11 +75,17 @@ class _NativeLog:
         line = text.decode("utf-8", errors="replace").strip()
         if not line:
             return
-        if level == 3:
-            self.last_error = line
-        # Everything is debug for Hearth: llama.cpp reports ordinary progress as errors
-        # in places, and a voice assistant's console must stay quiet.
-        native_log.debug("%s", line, extra={"ggml_level": _GGML_LEVELS.get(level, 0)})
+        if level == _GGML_ERROR:
+            self.errors.append(line)
+        # All of it is debug for Hearth: a voice assistant's console must stay quiet,
+        # and the errors that matter come back as a ModelFormatError.
+        native_log.debug("%s", line)
+
+    def first_error(self) -> str:
+        """The first error since the last `errors.clear()`, without its C function name."""
+        if not self.errors:
+            return ""
+        return re.sub(r"^\w+: ", "", self.errors[0])
 
 
 _native_log: _NativeLog | None = None
@@ -144,7 +152,7 @@ class LlamaCppEngine(ChatEngine):
                 + ", ".join(NAMED_TEMPLATES)
             )
         native = _install_native_log()
-        native.last_error = ""
+        native.errors.clear()
         self._threads = config.threads or (
             len(config.cpu_affinity) if config.cpu_affinity else cpu_info().default_threads
         )
@@ -161,7 +169,7 @@ class LlamaCppEngine(ChatEngine):
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            reason = native.last_error or str(exc).strip().splitlines()[0]
+            reason = native.first_error() or str(exc).strip().splitlines()[0]
             raise ModelFormatError(f"llama.cpp cannot load {path.name}: {reason}") from None
         self._vocab = self._llm._model.vocab  # for end-of-generation checks
         # llama.cpp may round its context up, but llama-cpp-python's token buffer has

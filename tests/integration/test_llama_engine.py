@@ -183,12 +183,16 @@ def test_tokenize_round_trip(engine: LlamaCppEngine) -> None:
 def test_broken_file_is_model_format_error_without_native_noise(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    bad = tmp_path / "broken.gguf"
-    bad.write_bytes(b"GGUF" + os.urandom(2048))
-    with pytest.raises(ModelFormatError, match=r"broken\.gguf") as info:
-        LlamaCppEngine(EngineConfig(model_path=bad))
+    future = tmp_path / "future.gguf"
+    future.write_bytes(b"GGUF" + (99).to_bytes(4, "little") + bytes(1024))
+    with pytest.raises(ModelFormatError, match=r"future\.gguf: .*version 99") as info:
+        LlamaCppEngine(EngineConfig(model_path=future))
     assert "\n" not in str(info.value)
-    assert capfd.readouterr().err == ""
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("just some text, not a model\n" * 50)
+    with pytest.raises(ModelFormatError, match=r"notes\.gguf: .*magic"):
+        LlamaCppEngine(EngineConfig(model_path=not_gguf))
+    assert capfd.readouterr().err == ""  # llama.cpp's own log went to Python logging
     with pytest.raises(ModelFormatError, match="no model file"):
         LlamaCppEngine(EngineConfig(model_path=tmp_path / "missing.gguf"))
 
