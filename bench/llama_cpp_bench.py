@@ -11,7 +11,13 @@ Prints a table and writes bench/results/llama_cpp.json and bench/results/llama_c
    that can be done per token). Runs alternate (Hearth, direct, bare, Hearth, ...) so
    that load from other processes hits all alike; the median of each is compared.
    Decode tokens/s = (tokens - 1) / (time of the last token - time of the first), as in
-   `GenerationStats`. All three must produce the same text.
+   `GenerationStats`, measured twice: by the wall clock, and by the CPU time of the
+   generating thread. With one compute thread llama.cpp works in the calling thread, so
+   CPU time covers all the work of a token (Python overhead included) but not the time
+   spent waiting for a core that other processes hold: on a shared machine the wall
+   figures swing by 2x from run to run while the CPU figures stay put, so with one
+   thread the target is judged on CPU time (with more, on the wall clock). All three
+   must produce the same text.
 2. Prompt cache. A ~200-token system prompt; the first turn evaluates all of it, the
    second turn (the next question of the same conversation) reuses the KV state of
    everything already evaluated. Time to first token of turn 2 / turn 1, median of runs
@@ -68,23 +74,28 @@ def _decode_rate(times: Sequence[float]) -> float:
     return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
 
 
-def _timed(pieces: Iterator[str]) -> tuple[str, list[float]]:
-    text, times = [], []
+Rates = tuple[float, float]
+"""Decode tokens/s by the wall clock and by the generating thread's CPU time."""
+
+
+def _timed(pieces: Iterator[str]) -> tuple[str, Rates]:
+    text, wall, cpu = [], [], []
     for piece in pieces:
-        times.append(time.perf_counter())
+        wall.append(time.perf_counter())
+        cpu.append(time.thread_time())
         text.append(piece)
-    return "".join(text), times
+    return "".join(text), (_decode_rate(wall), _decode_rate(cpu))
 
 
-def _hearth_run(engine: LlamaCppEngine, tokens: int) -> tuple[str, float, int]:
+def _hearth_run(engine: LlamaCppEngine, tokens: int) -> tuple[str, Rates, int]:
     options = GenerationOptions(temperature=0.0, max_tokens=tokens, repeat_penalty=1.0)
-    text, times = _timed(engine.chat(PROMPT, options))
+    text, rates = _timed(engine.chat(PROMPT, options))
     stats = engine.last_stats
     assert stats is not None
-    return text, _decode_rate(times), stats.generated_tokens
+    return text, rates, stats.generated_tokens
 
 
-def _direct_run(llm: Any, tokens: int) -> tuple[str, float, int]:
+def _direct_run(llm: Any, tokens: int) -> tuple[str, Rates, int]:
     chunks = llm.create_chat_completion(
         messages=[{"role": m.role, "content": m.content} for m in PROMPT],
         temperature=0.0, repeat_penalty=1.0, max_tokens=tokens, stream=True,
@@ -99,21 +110,24 @@ def _direct_run(llm: Any, tokens: int) -> tuple[str, float, int]:
                 count += 1
                 yield piece
 
-    text, times = _timed(pieces())
-    return text, _decode_rate(times), count
+    text, rates = _timed(pieces())
+    return text, rates, count
 
 
-def _bare_run(llm: Any, prompt_tokens: list[int], tokens: int) -> tuple[str, float, int]:
+def _bare_run(llm: Any, prompt_tokens: list[int], tokens: int) -> tuple[str, Rates, int]:
     out: list[int] = []
-    times: list[float] = []
-    for token in llm.generate(prompt_tokens, temp=0.0, repeat_penalty=1.0):
-        if token == llm.token_eos():
-            break
-        times.append(time.perf_counter())
-        out.append(token)
-        if len(out) >= tokens:
-            break
-    return llm.detokenize(out).decode("utf-8", "replace"), _decode_rate(times), len(out)
+
+    def pieces() -> Iterator[str]:
+        for token in llm.generate(prompt_tokens, temp=0.0, repeat_penalty=1.0):
+            if token == llm.token_eos():
+                return
+            out.append(token)
+            yield ""
+            if len(out) >= tokens:
+                return
+
+    _, rates = _timed(pieces())
+    return llm.detokenize(out).decode("utf-8", "replace"), rates, len(out)
 
 
 def measure_decode(model: Path, tokens: int, threads: int, repeats: int) -> dict[str, Any]:
@@ -123,29 +137,36 @@ def measure_decode(model: Path, tokens: int, threads: int, repeats: int) -> dict
                               n_threads_batch=threads, verbose=False)
         # The bare loop gets exactly the tokens Hearth's template produced.
         prompt_tokens = engine.prompt_tokens(PROMPT)
-        runners: dict[str, Callable[[], tuple[str, float, int]]] = {
+        runners: dict[str, Callable[[], tuple[str, Rates, int]]] = {
             "hearth": lambda: _hearth_run(engine, tokens),
             "direct": lambda: _direct_run(llm, tokens),
             "bare": lambda: _bare_run(llm, prompt_tokens, tokens),
         }
         for run in runners.values():  # warm-up: page in the weights, fill caches
             run()
-        rates: dict[str, list[float]] = {name: [] for name in runners}
+        wall: dict[str, list[float]] = {name: [] for name in runners}
+        cpu: dict[str, list[float]] = {name: [] for name in runners}
         texts: dict[str, str] = {}
         counts: dict[str, int] = {}
         for _ in range(repeats):
             for name, run in runners.items():
-                texts[name], rate, counts[name] = run()
-                rates[name].append(rate)
+                texts[name], (wall_rate, cpu_rate), counts[name] = run()
+                wall[name].append(wall_rate)
+                cpu[name].append(cpu_rate)
         llm.close()
-    median = {name: statistics.median(values) for name, values in rates.items()}
+    wall_median = {name: statistics.median(values) for name, values in wall.items()}
+    cpu_median = {name: statistics.median(values) for name, values in cpu.items()}
     return {
         "tokens": counts,
         "same_text": len(set(texts.values())) == 1,
-        "tokens_per_second": median,
-        "all_runs": rates,
-        "ratio_vs_direct": median["hearth"] / median["direct"],
-        "ratio_vs_bare": median["hearth"] / median["bare"],
+        "tokens_per_second_cpu": cpu_median,
+        "tokens_per_second_wall": wall_median,
+        "all_runs_cpu": cpu,
+        "all_runs_wall": wall,
+        "ratio_vs_direct": cpu_median["hearth"] / cpu_median["direct"],
+        "ratio_vs_bare": cpu_median["hearth"] / cpu_median["bare"],
+        "wall_ratio_vs_direct": wall_median["hearth"] / wall_median["direct"],
+        "wall_ratio_vs_bare": wall_median["hearth"] / wall_median["bare"],
     }
 
 
@@ -189,7 +210,7 @@ def measure_prompt_cache(model: Path, threads: int, repeats: int) -> dict[str, A
 
 def _markdown(result: dict[str, Any]) -> str:
     d, c = result["decode"], result["prompt_cache"]
-    tps = d["tokens_per_second"]
+    cpu, wall = d["tokens_per_second_cpu"], d["tokens_per_second_wall"]
     lines = [
         "# llama.cpp benchmark",
         "",
@@ -197,13 +218,16 @@ def _markdown(result: dict[str, Any]) -> str:
         f"model {result['model']}, {result['threads']} thread(s), "
         f"{result['new_tokens']} new tokens, median of {result['repeats']} alternating runs.",
         "",
-        "| path | decode tok/s | ratio |",
-        "|---|---|---|",
-        f"| Hearth LlamaCppEngine.chat() | {tps['hearth']:.1f} | 1.00 |",
-        f"| llama-cpp-python create_chat_completion(stream) | {tps['direct']:.1f} | "
-        f"Hearth/direct = **{d['ratio_vs_direct']:.3f}** (target >= {DECODE_TARGET}) |",
-        f"| bare Llama.generate() loop | {tps['bare']:.1f} | "
-        f"Hearth/bare = {d['ratio_vs_bare']:.3f} |",
+        "| path | decode tok/s (CPU time) | ratio (CPU) | decode tok/s (wall) | ratio (wall) |",
+        "|---|---|---|---|---|",
+        f"| Hearth LlamaCppEngine.chat() | {cpu['hearth']:.1f} | 1.000 | {wall['hearth']:.1f} "
+        "| 1.000 |",
+        f"| llama-cpp-python create_chat_completion(stream) | {cpu['direct']:.1f} | "
+        f"Hearth/direct = **{d['ratio_vs_direct']:.3f}** (target >= {DECODE_TARGET}) | "
+        f"{wall['direct']:.1f} | {d['wall_ratio_vs_direct']:.3f} |",
+        f"| bare Llama.generate() loop | {cpu['bare']:.1f} | "
+        f"Hearth/bare = {d['ratio_vs_bare']:.3f} | {wall['bare']:.1f} | "
+        f"{d['wall_ratio_vs_bare']:.3f} |",
         "",
         f"Same text from all three: {'yes' if d['same_text'] else 'NO'} "
         f"(tokens: {d['tokens']}).",
@@ -223,7 +247,7 @@ def _markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_llama_bench(model_path: Path, tokens: int, threads: int = 1, repeats: int = 3,
+def run_llama_bench(model_path: Path, tokens: int, threads: int = 1, repeats: int = 5,
                     out_dir: Path = RESULTS) -> int:
     """Measure, print the table, write JSON + markdown; 0 when both targets are met."""
     model_path = Path(model_path)
@@ -237,8 +261,10 @@ def run_llama_bench(model_path: Path, tokens: int, threads: int = 1, repeats: in
         "decode": measure_decode(model_path, tokens, threads, repeats),
         "prompt_cache": measure_prompt_cache(model_path, threads, repeats),
     }
+    # Thread CPU time sees only the calling thread: with more threads, judge by the wall.
+    decode_ratio = result["decode"]["ratio_vs_direct" if threads == 1 else "wall_ratio_vs_direct"]
     result["targets_met"] = bool(
-        result["decode"]["ratio_vs_direct"] >= DECODE_TARGET
+        decode_ratio >= DECODE_TARGET
         and result["prompt_cache"]["ratio_second_to_first"] <= CACHE_TARGET
         and result["decode"]["same_text"]
     )
@@ -264,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="compute threads for every path (default 1: steadiest on a "
                              "shared machine; the ratio is what matters)")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating runs per path")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating runs per path")
     args = parser.parse_args(argv)
     return run_llama_bench(args.model or _default_model(), args.tokens, args.threads,
                            args.repeats)

@@ -23,6 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from engine.base import (
@@ -143,7 +144,7 @@ class LlamaCppEngine(ChatEngine):
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
-        path = config.model_path
+        path = Path(config.model_path) if config.model_path else None
         if path is None or not path.is_file():
             raise ModelFormatError(f"no model file at {path}" if path else "no model file given")
         if config.chat_template and config.chat_template not in NAMED_TEMPLATES:
@@ -197,12 +198,17 @@ class LlamaCppEngine(ChatEngine):
         def token_text(token: int) -> str:
             return self._llm._model.token_get_text(token) if token >= 0 else ""
 
-        formatter = llama_chat_format.Jinja2ChatFormatter(
-            template=template,
-            eos_token=token_text(self._llm.token_eos()),
-            bos_token=token_text(self._llm.token_bos()),
-            add_generation_prompt=True,
-        )
+        try:
+            formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template,
+                eos_token=token_text(self._llm.token_eos()),
+                bos_token=token_text(self._llm.token_bos()),
+                add_generation_prompt=True,
+            )
+        except Exception as exc:  # jinja2 raises several kinds for a bad template
+            log.warning("%s has a chat template jinja cannot read (%s); using chatml",
+                        self.config.model_path, exc)
+            return "chatml", NAMED_TEMPLATES["chatml"]
         return "gguf", formatter
 
     def _render(self, messages: Sequence[ChatMessage]) -> tuple[list[int], list[str]]:
