@@ -183,8 +183,8 @@ class HeadlessRunner:
         if self.output is not None:
             self.assistant.subscribe(ConsoleView(self.output))
         try:
-            self._open_inputs()
             self.assistant.start()
+            self._open_inputs()
             self._say_how_to_talk()
             while not self.stop_event.wait(0.2):
                 pass

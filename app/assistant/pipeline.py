@@ -299,6 +299,19 @@ class Assistant:
         if self._dispatcher is not None:
             self._dispatcher.join(max(0.5, deadline - time.monotonic()))
 
+    def close(self) -> None:
+        """`shutdown()` if still running, then release every stage (models, devices).
+        The history is left open: it belongs to whoever passed it in."""
+        if self._started and not self._stopping.is_set():
+            self.shutdown()
+        for stage in ("microphone", "speaker", "wake", "recognizer", "synthesizer", "engine"):
+            component = getattr(self, stage)
+            if component is not None:
+                try:
+                    component.close()
+                except Exception:  # one stage failing to close must not keep the others
+                    log.exception("closing the %s failed", stage)
+
     def push_to_talk_pressed(self) -> None:
         """Start listening; while THINKING or SPEAKING this is a barge-in."""
         pressed_at = time.monotonic()
@@ -459,6 +472,8 @@ class Assistant:
             return round((t - start) * 1000.0, 1) if t is not None else 0.0
 
         stats = turn.stats
+        if stats is None and turn.first_token_at is not None:
+            stats = self.engine.last_stats  # cut short: the stats of the call in progress
         return TurnMetrics(
             stt_final_ms=since(turn.final_at),
             first_token_ms=since(turn.first_token_at),

@@ -13,4 +13,9 @@ from app.headless import HeadlessRunner
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     assistant, _ = build_assistant(settings)
-    return HeadlessRunner(settings, assistant, output=sys.stdout).run()
+    try:
+        return HeadlessRunner(settings, assistant, output=sys.stdout).run()
+    finally:
+        # free the models before the interpreter tears down (llama.cpp must not be freed
+        # by a garbage collector racing interpreter shutdown)
+        assistant.close()
