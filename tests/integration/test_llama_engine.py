@@ -222,3 +222,18 @@ def test_fixed_seed_makes_sampling_reproducible(engine: LlamaCppEngine) -> None:
     first = sample(11)
     assert sample(11) == first
     assert any(sample(seed) != first for seed in (12, 13, 14))
+
+
+def test_load_settings_without_mmap_and_small_batches_give_the_same_answer(
+    smollm2_gguf: Path, engine: LlamaCppEngine
+) -> None:
+    messages = [SYSTEM, ChatMessage("user", "What is the capital of France?")]
+    expected, _ = _ask(engine, messages)
+    # batch_size 8 evaluates the ~50-token prompt in several batches, checking cancel
+    # between them; use_mmap=False reads the weights into memory instead
+    config = EngineConfig(model_path=smollm2_gguf, context_length=256, threads=THREADS,
+                          batch_size=8, use_mmap=False)
+    with LlamaCppEngine(config) as eng:
+        reply, _ = _ask(eng, messages)
+    assert "Paris" in reply
+    assert reply.split(".")[0] == expected.split(".")[0]
