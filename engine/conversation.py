@@ -82,3 +82,27 @@ def fit_to_context(
     log.debug("conversation memory: dropped %d old messages to fit the context",
               len(messages) - len(kept))
     return kept
+
+
+def limit_turns(
+    messages: Sequence[ChatMessage], max_earlier_turns: int, drop_step: int = DROP_STEP
+) -> list[ChatMessage]:
+    """`messages` with at most `max_earlier_turns` user turns before the last message.
+
+    For a "remember the last N exchanges" setting. Leading system messages stay. Old
+    turns go in blocks (of up to `drop_step`, at most half the limit, so a short memory
+    never drops to nothing) for the same reason as in `fit_to_context`: the kept history
+    then starts at the same message for several turns and the prompt cache stays valid.
+    """
+    messages = list(messages)
+    head = 0
+    while head < len(messages) and messages[head].role == "system":
+        head += 1
+    system, turns = messages[:head], messages[head:]
+    users = [i for i, m in enumerate(turns) if m.role == "user"]
+    extra = len(users) - 1 - max(0, max_earlier_turns)
+    if extra <= 0:
+        return messages
+    step = max(1, min(drop_step, max_earlier_turns // 2))
+    drop = min(-(-extra // step) * step, len(users) - 1)
+    return system + turns[users[drop]:]

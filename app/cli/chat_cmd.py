@@ -21,7 +21,7 @@ from typing import TextIO
 from app.config import Settings
 from app.engine_setup import build_engine, generation_defaults
 from engine.base import ChatEngine, ChatMessage, GenerationOptions
-from engine.conversation import DROP_STEP, fit_to_context
+from engine.conversation import fit_to_context, limit_turns
 
 QUIT_COMMANDS = ("/quit", "/exit")
 RESET_COMMAND = "/reset"
@@ -64,17 +64,9 @@ class ChatSession:
         self.turns = []
 
     def _history_for(self, question: str) -> list[ChatMessage]:
-        turns = [*self.turns, ChatMessage("user", question)]
-        users = [i for i, m in enumerate(turns) if m.role == "user"]
-        extra = len(users) - 1 - self.max_history_turns
-        if extra > 0:
-            # Drop whole blocks of old turns, like fit_to_context, so the prompt's
-            # start (and the engine's prompt cache) stays the same for a few turns;
-            # small blocks for a short memory, which must not fall to nothing.
-            step = max(1, min(DROP_STEP, self.max_history_turns // 2))
-            drop = min(-(-extra // step) * step, len(users) - 1)
-            turns = turns[users[drop]:]
-        return fit_to_context(self.engine, self.system + turns, self.options.max_tokens)
+        history = limit_turns([*self.system, *self.turns, ChatMessage("user", question)],
+                              self.max_history_turns)
+        return fit_to_context(self.engine, history, self.options.max_tokens)
 
     def reply(self, question: str, out: TextIO) -> str:
         """Stream the answer to `question` into `out`; returns the text (even if cut short)."""

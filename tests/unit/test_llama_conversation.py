@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from engine.base import ChatEngine, ChatMessage, GenerationOptions, GenerationStats
-from engine.conversation import fit_to_context
+from engine.conversation import fit_to_context, limit_turns
 from engine.errors import ContextOverflowError
 
 OVERHEAD = 3  # tokens a template spends on each message's role markers
@@ -136,3 +136,25 @@ def test_without_system_prompt_latest_turns_are_kept() -> None:
     kept = fit_to_context(engine, messages, max_reply_tokens=32)
     assert kept[0].role == "user" and kept[-1] == messages[-1]
     assert engine.count_prompt_tokens(kept) + 32 <= 120
+
+
+def test_limit_turns_keeps_system_and_at_most_n_earlier_turns_in_blocks() -> None:
+    history = [SYSTEM]
+    starts = []
+    for turn in range(30):
+        history.append(ChatMessage("user", f"q{turn}"))
+        kept = limit_turns(history, max_earlier_turns=8)
+        users = [m.content for m in kept if m.role == "user"]
+        assert kept[0] == SYSTEM and users[-1] == f"q{turn}"
+        assert min(turn, 8 - 4) <= len(users) - 1 <= 8
+        starts.append(users[0])
+        history.append(ChatMessage("assistant", f"a{turn}"))
+    assert len(set(starts)) <= 1 + (30 - 8) // 4 + 1  # the start moves in blocks
+
+
+def test_limit_turns_small_and_zero_limits() -> None:
+    history = _conversation(5)
+    one = limit_turns(history, max_earlier_turns=1)
+    assert [m.role for m in one] == ["system", "user", "assistant", "user"]
+    assert limit_turns(history, max_earlier_turns=0) == [SYSTEM, history[-1]]
+    assert limit_turns(history, max_earlier_turns=50) == history
