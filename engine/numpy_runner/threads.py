@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+import numpy  # noqa: F401 - loads the BLAS library whose threads are managed here
 from threadpoolctl import ThreadpoolController
 
 from engine.cpu import pin_current_thread
