@@ -97,6 +97,8 @@ class RemoteChatEngine(ChatEngine):
 
     def _unreachable(self, reason: object) -> RemoteEngineError:
         text = str(reason).strip() or type(reason).__name__
+        if isinstance(reason, OSError) and reason.strerror:
+            text = reason.strerror.lower()  # "connection refused", not "[Errno 111] ..."
         if isinstance(reason, TimeoutError | socket.timeout):
             text = f"no answer within {self.config.timeout_seconds:g} s"
         return RemoteEngineError(f"cannot reach the inference server at {self.url}: {text}")
