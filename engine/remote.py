@@ -404,7 +404,12 @@ class FallbackChatEngine(ChatEngine):
 
     @property
     def context_length(self) -> int:
-        return self.active.context_length
+        if self._fallback is None:
+            try:
+                return self._primary.context_length  # may ask the server
+            except RemoteEngineError as exc:
+                return self._switch(exc).context_length
+        return self._fallback.context_length
 
     def tokenize(self, text: str, add_special: bool = False) -> list[int]:
         return self._call("tokenize", text, add_special)

@@ -16,6 +16,7 @@ import pytest
 
 from app.config import EngineSettings
 from engine.base import ChatMessage, EngineConfig, GenerationOptions
+from engine.conversation import fit_to_context
 from engine.errors import RemoteEngineError
 from engine.llama_cpp import LlamaCppEngine
 from engine.remote import FallbackChatEngine, RemoteChatEngine
@@ -151,7 +152,10 @@ def test_fallback_answers_locally_and_logs_once(
 
     engine = FallbackChatEngine(down, factory)
     with caplog.at_level(logging.WARNING, logger="engine.remote"):
-        first = "".join(engine.chat([SYSTEM, QUESTION], GREEDY))
+        # conversation memory asks for the context and token counts first
+        messages = fit_to_context(engine, [SYSTEM, QUESTION], GREEDY.max_tokens)
+        assert messages == [SYSTEM, QUESTION] and engine.context_length == 1024
+        first = "".join(engine.chat(messages, GREEDY))
         second = "".join(engine.chat([SYSTEM, QUESTION], GREEDY))
     assert "Paris" in first and first == second
     assert engine.switched and engine.backend_name == "llama-cpp" and len(built) == 1
