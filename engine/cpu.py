@@ -3,7 +3,8 @@
 How many physical cores there are (hyper-threads do not help matrix-vector work), which
 cores are the fast ones on a big.LITTLE chip (Raspberry Pi 5 is homogeneous, many phones
 and SBCs like the RK3588 are not), and which SIMD extensions exist. Everything comes from
-Linux's /proc and /sys; on other systems the answers degrade to `os.cpu_count()`.
+Linux's /proc and /sys; elsewhere physical cores come from psutil (if installed) and
+the rest degrades to `os.cpu_count()`.
 """
 
 from __future__ import annotations
@@ -82,9 +83,18 @@ def _physical_cores(cpus: list[int]) -> int:
         core_id = _read(topology / "core_id")
         package_id = _read(topology / "physical_package_id")
         if not core_id:
-            return len(cpus)  # no topology: assume no SMT
+            return _physical_cores_elsewhere(len(cpus))
         cores.add((package_id, core_id))
     return len(cores) or len(cpus)
+
+
+def _physical_cores_elsewhere(logical: int) -> int:
+    """Without Linux's topology files (macOS, Windows): ask psutil, else assume no SMT."""
+    try:
+        import psutil
+    except ImportError:
+        return logical
+    return min(logical, psutil.cpu_count(logical=False) or logical)
 
 
 def _big_cores(cpus: list[int]) -> tuple[int, ...]:

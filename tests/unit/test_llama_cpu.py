@@ -120,3 +120,19 @@ def test_pin_current_thread_restricts_and_restores() -> None:
     assert seen["pinned"] == {allowed[0]}
     assert seen["restored"] == set(allowed)
     assert os.sched_getaffinity(0) == set(allowed)  # other threads were not touched
+
+
+def test_without_topology_files_psutil_gives_physical_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    psutil = pytest.importorskip("psutil")
+    for cpu_id in range(4):
+        (tmp_path / f"cpu{cpu_id}").mkdir()
+    monkeypatch.setattr(cpu, "SYS_CPU", tmp_path)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 4 if logical else 2)
+    cpu.cpu_info.cache_clear()
+    try:
+        info = cpu.cpu_info()
+        assert info.logical_cores == 4 and info.physical_cores == 2
+    finally:
+        cpu.cpu_info.cache_clear()
