@@ -249,6 +249,11 @@ class FakeMicrophone(AudioSource):
         for _ in range(max(1, round(seconds / chunk_seconds))):
             self._queue.put(speech_chunk(chunk_seconds))
 
+    def pause(self, seconds: float = 0.9, chunk_seconds: float = 0.03) -> None:
+        """Queue silence (what ends an utterance for the endpointer)."""
+        for _ in range(max(1, round(seconds / chunk_seconds))):
+            self._queue.put(AudioChunk.silence(chunk_seconds, RATE))
+
     def start(self) -> None:
         self.started = True
         self.starts += 1
@@ -340,7 +345,8 @@ def run_pipeline(steps: Sequence[Step], stages: Stages | None = None,
     """Drive an `Assistant` made of fakes through `steps`; every event it emitted.
 
     Steps: ("text", str) types a question; ("press",) / ("release",) push-to-talk;
-    ("say", seconds) speaks into the fake microphone; ("audio", AudioChunk) asks from
+    ("say", seconds) speaks into the fake microphone, ("pause", seconds) is silence
+    into it; ("audio", AudioChunk) asks from
     a file; ("cancel",) is the Stop button; ("wake",) says the wake phrase;
     ("wait", EventClass, n) waits until n events of that class were emitted in total;
     ("state", State) waits for that state; ("sleep", seconds). At the end the run waits
@@ -380,6 +386,9 @@ def _run_step(assistant: Assistant, stages: Stages, log: EventLog, step: Step,
         assistant.submit_audio(args[0])
     elif action == "cancel":
         assistant.cancel()
+    elif action == "pause":
+        assert stages.microphone is not None, "no fake microphone to be silent into"
+        stages.microphone.pause(*args)
     elif action == "wake":
         assert stages.wake is not None and stages.microphone is not None
         stages.wake.trigger()

@@ -227,3 +227,33 @@ def test_warm_up_evaluates_the_system_prompt_before_the_first_turn() -> None:
     assert len(engine.calls) == 2
     assert engine.calls[0][0].content == "Be kind."
     assert [m.role for m in engine.calls[1]] == ["system", "user"]
+
+
+def test_wake_word_starts_a_turn_that_the_endpointer_ends() -> None:
+    from tests.fakes import FakeWake
+
+    stages = Stages(wake=FakeWake())
+    settings = fake_settings(wake={"enabled": True}, assistant={"trigger": "wake-word"})
+    events = run_pipeline([("wake",), ("state", State.LISTENING), ("say", 0.6), ("pause", 0.9),
+                           ("wait", TurnMetrics)], stages, settings)
+    assert [e.trigger for e in events if isinstance(e, TurnStarted)] == ["wake-word"]
+    assert [e.text for e in events if isinstance(e, FinalTranscript)] == ["what time is it"]
+    assert stages.wake.chunks >= 1
+
+
+def test_hands_free_turn_starts_and_ends_with_voice_activity() -> None:
+    stages = Stages()
+    settings = fake_settings(assistant={"trigger": "hands-free"})
+    events = run_pipeline([("pause", 0.3), ("say", 0.6), ("pause", 0.9), ("wait", TurnMetrics)],
+                          stages, settings)
+    assert [e.trigger for e in events if isinstance(e, TurnStarted)] == ["vad"]
+    assert states(events)[:2] == [State.LISTENING, State.THINKING]
+    # the speech before the start was detected (pre-roll) reached the recognizer too
+    assert stages.recognizer.chunks >= 1
+
+
+def test_push_to_talk_mode_ignores_speech_while_idle() -> None:
+    stages = Stages()
+    events = run_pipeline([("say", 0.5), ("pause", 0.9)], stages)
+    assert not any(isinstance(e, TurnStarted) for e in events)
+    assert stages.recognizer.chunks == 0
