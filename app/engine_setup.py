@@ -224,8 +224,7 @@ def build_engine(
 
     def load_local() -> ChatEngine:
         local = choose_engine(settings, local_backend, model)
-        log.warning("the inference server is unreachable; answering with the local %s engine",
-                    local.backend)
+        log.info("loading the local %s engine in place of the server", local.backend)
         return registry.create_engine(local.backend, engine_config(settings, local))
 
     return FallbackChatEngine(primary, load_local), choice

@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", type=Path, metavar="PATH", help="GGUF file (default: bundled Q8_0)")
     b.add_argument("--tokens", type=int, default=128, help="new tokens per run")
     b.add_argument("--modes", default="cache,mmap,auto,stream", help="numpy memory modes to run")
+    b = bsub.add_parser("llama", help="llama-cpp-python through Hearth vs called directly, "
+                                      "and the prompt cache's effect on time to first token")
+    b.add_argument("--model", type=Path, metavar="PATH", help="GGUF file (default: bundled)")
+    b.add_argument("--tokens", type=int, default=128, help="new tokens per run")
     bsub.add_parser("speech", help="real-time factor of recognizers and voices")
     b = bsub.add_parser("latency", help="full turns from WAV questions: median and p90 timings")
     b.add_argument("--turns", type=int, default=10)

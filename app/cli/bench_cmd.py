@@ -34,6 +34,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "smollm2-135m-instruct-q8_0")
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
         return int(_bench_module("engine").run_engine_bench(model, args.tokens, modes))
+    if args.bench_command == "llama":
+        from app.models.store import ModelStore
+
+        model = args.model or ModelStore(settings.data_dir / "models").path(
+            "smollm2-135m-instruct-q4_1")
+        return int(_bench_module("llama_cpp_bench").run_llama_bench(model, args.tokens))
     if args.bench_command == "speech":
         return int(_bench_module("speech").main([]) or 0)
     if args.bench_command == "latency":
