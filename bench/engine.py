@@ -52,12 +52,22 @@ TARGETS = [
 # ---- worker: one engine, one mode, in its own process ------------------------------
 
 
-def _rss_now() -> int:
+def _status_bytes(field: str) -> int:
     with open("/proc/self/status", encoding="ascii") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def _rss_now() -> int:
+    return _status_bytes("VmRSS")
+
+
+def _peak_rss() -> int:
+    """This process's peak RSS. VmHWM, not getrusage's ru_maxrss, which keeps the
+    parent's RSS from before the exec of this worker."""
+    return _status_bytes("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _run_numpy(model: Path, mode: str, prompt: list[int], tokens: int,
@@ -68,7 +78,7 @@ def _run_numpy(model: Path, mode: str, prompt: list[int], tokens: int,
 
     with threadpool_limits(threads, user_api="blas"):
         started = time.perf_counter()
-        transformer = load_model(model, mode=mode, context_length=CONTEXT, batch=512).transformer
+        transformer = load_model(model, mode=mode, context_length=CONTEXT, batch=256).transformer
         loaded = time.perf_counter()
         rss_loaded = _rss_now()
         logits = transformer.forward_batch(prompt, 0)
@@ -96,15 +106,21 @@ def _run_llama(model: Path, prompt: list[int], tokens: int, threads: int) -> dic
                           n_threads_batch=threads, verbose=False)
     loaded = time.perf_counter()
     rss_loaded = _rss_now()
+    n_vocab = llm.n_vocab()
+
+    def last_logits() -> np.ndarray:
+        # without logits_all, llama-cpp-python keeps no scores: read the context's row
+        return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,))
+
     llm.eval(prompt)
     prompt_done = time.perf_counter()
-    token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+    token = int(np.argmax(last_logits()))
     first = time.perf_counter()
     cpu_start = time.process_time()
     generated = [token]
     for _ in range(tokens - 1):
         llm.eval([token])
-        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        token = int(np.argmax(last_logits()))
         generated.append(token)
     end = time.perf_counter()
     cpu = time.process_time() - cpu_start
@@ -123,7 +139,7 @@ def _figures(started: float, loaded: float, prompt_done: float, first: float, en
         "decode_tok_s": decode_n / (end - first) if end > first else 0.0,
         "decode_tok_per_cpu_s": decode_n / cpu if cpu > 0 else 0.0,
         "rss_after_load": rss_loaded,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss": _peak_rss(),
         "generated": generated,
     }
 

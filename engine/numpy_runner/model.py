@@ -123,35 +123,37 @@ class RunState:
         c = config
         self.batch = batch
         self.context_length = context_length
-        self.x = np.zeros((batch, c.dim), np.float32)  # residual stream
-        self.xb = np.zeros((batch, c.dim), np.float32)  # normed input of a sub-block
-        self.xb2 = np.zeros((batch, c.dim), np.float32)  # output of a sub-block
-        self.q = np.zeros((batch, c.q_dim), np.float32)
-        self.k = np.zeros((batch, c.kv_dim), np.float32)
-        self.v = np.zeros((batch, c.kv_dim), np.float32)
-        self.att_out = np.zeros((batch, c.q_dim), np.float32)  # heads concatenated
-        self.hb = np.zeros((batch, c.hidden_dim), np.float32)  # gate
-        self.hb2 = np.zeros((batch, c.hidden_dim), np.float32)  # up, then SwiGLU output
-        self.logits = np.zeros((1, c.vocab_size), np.float32)
-        # (layer, kv head, position, head_dim): a head's keys are contiguous per position
+        # rows beyond the longest batch actually run are never touched, so cost nothing
+        self.x = lazy_zeros((batch, c.dim))  # residual stream
+        self.xb = lazy_zeros((batch, c.dim))  # normed input of a sub-block
+        self.xb2 = lazy_zeros((batch, c.dim))  # output of a sub-block
+        self.q = lazy_zeros((batch, c.q_dim))
+        self.k = lazy_zeros((batch, c.kv_dim))
+        self.v = lazy_zeros((batch, c.kv_dim))
+        self.att_out = lazy_zeros((batch, c.q_dim))  # heads concatenated
+        self.hb = lazy_zeros((batch, c.hidden_dim))  # gate
+        self.hb2 = lazy_zeros((batch, c.hidden_dim))  # up, then SwiGLU output
+        self.logits = lazy_zeros((1, c.vocab_size))
+        # (layer, kv head, position, head_dim): a head's keys are contiguous per position.
+        # float16 like llama.cpp's default cache: half the memory, and the same roundings
         shape = (c.n_layers, c.n_kv_heads, context_length, c.head_dim)
-        self.key_cache = lazy_zeros(shape)
-        self.value_cache = lazy_zeros(shape)
+        self.key_cache = lazy_zeros(shape, np.float16)
+        self.value_cache = lazy_zeros(shape, np.float16)
 
     @property
     def kv_cache_bytes(self) -> int:
         return int(self.key_cache.nbytes + self.value_cache.nbytes)
 
 
-def lazy_zeros(shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 zero array whose memory is committed page by page as it is written.
+def lazy_zeros(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """A zero array whose memory is committed page by page as it is written.
 
     An anonymous mmap rather than np.zeros: numpy asks for transparent huge pages on
     large arrays, which would make the first key written to each layer commit 2 MB.
     """
-    nbytes = int(np.prod(shape)) * 4
-    buffer = mmap.mmap(-1, max(nbytes, 1))
-    return np.frombuffer(buffer, np.float32, int(np.prod(shape))).reshape(shape)
+    count = int(np.prod(shape))
+    buffer = mmap.mmap(-1, max(count * np.dtype(dtype).itemsize, 1))
+    return np.frombuffer(buffer, dtype, count).reshape(shape)
 
 
 def kv_cache_bytes(config: Config, context_length: int) -> int:
@@ -278,11 +280,8 @@ class Transformer:
             # write this chunk's keys and values into the cache
             key_cache = s.key_cache[layer_index]
             value_cache = s.value_cache[layer_index]
-            # (rounded to float16 like llama.cpp's default KV cache, to agree with it)
-            key_cache[:, pos:end] = k_heads.transpose(1, 0, 2).astype(np.float16)
-            value_cache[:, pos:end] = (
-                v.reshape(n, c.n_kv_heads, c.head_dim).transpose(1, 0, 2).astype(np.float16)
-            )
+            key_cache[:, pos:end] = k_heads.transpose(1, 0, 2)
+            value_cache[:, pos:end] = v.reshape(n, c.n_kv_heads, c.head_dim).transpose(1, 0, 2)
             # grouped-query attention: the `group` query heads sharing a kv head are
             # stacked so that each kv head is one matrix product
             if n == 1:
@@ -293,7 +292,7 @@ class Transformer:
                     .transpose(1, 2, 0, 3)
                     .reshape(c.n_kv_heads, group * n, c.head_dim)
                 )
-            keys = key_cache[:, :end]  # (n_kv_heads, end, head_dim)
+            keys = key_cache[:, :end].astype(np.float32)  # (n_kv_heads, end, head_dim)
             # llama.cpp multiplies the float16 cache with float16-rounded queries
             queries = queries.astype(np.float16).astype(np.float32)
             scores = np.matmul(queries, keys.transpose(0, 2, 1))
@@ -306,7 +305,8 @@ class Transformer:
             scores /= scores.sum(axis=-1, keepdims=True)
             scores = scores.astype(np.float16).astype(np.float32)
             # weighted sum of values, heads back in order
-            mixed = np.matmul(scores, value_cache[:, :end])  # (n_kv, group * n, head_dim)
+            values = value_cache[:, :end].astype(np.float32)
+            mixed = np.matmul(scores, values)  # (n_kv, group * n, head_dim)
             if n == 1:
                 att_out[0] = mixed.reshape(-1)
             else:
