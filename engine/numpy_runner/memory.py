@@ -225,7 +225,11 @@ def plan(
     )
     if release:
         # the norm vectors were copied; drop whatever reading them brought in
-        for tensor in (tensors.rms_final, *(lay.rms_att for lay in tensors.layers)):
+        vectors = [tensors.rms_final, *(v for lay in tensors.layers
+                                         for v in (lay.rms_att, lay.rms_ffn))]
+        if tensors.rope_factors is not None:
+            vectors.append(tensors.rope_factors)
+        for tensor in vectors:
             if tensor.region is not None:
                 tensor.region.release()
     cached = len(cached_ids)
