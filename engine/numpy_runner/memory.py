@@ -29,6 +29,7 @@ from engine.numpy_runner.tensors import (
     Tensor,
     WeightType,
     activation_rounding,
+    block_rows,
     dequantize,
     dequantize_rows,
 )
@@ -36,8 +37,8 @@ from engine.numpy_runner.tensors import (
 log = logging.getLogger(__name__)
 
 MODES = ("mmap", "cache", "auto", "stream")
-SCRATCH_FLOATS = 64 * 1024
-"""Float32 scratch size for tile dequantization: 256 KiB stays in the L2 cache."""
+SCRATCH_FLOATS = 128 * 1024
+"""Float32 scratch size for tile dequantization: 512 KiB, within a typical L2 cache."""
 AUTO_RAM_FRACTION = 0.5
 """Share of available RAM that "auto" spends on float32 weights when no budget is set."""
 
@@ -79,10 +80,18 @@ class TiledMatrix(MatrixLike):
         self.release = release
         self.tile_rows = max(1, scratch.size // self.cols)
         self.rounding = activation_rounding(tensor)
+        self.blocked = tensor.kind not in (WeightType.F32, WeightType.F16)
+        self.block = tensor.cols // self.tensor.data.shape[-1] if self.blocked else 0
+        if tensor.kind is WeightType.I8_GROUPS:
+            assert tensor.scales is not None
+            self.block = tensor.cols // tensor.scales.shape[-1]
 
     def matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         x = self.rounding.apply(x)
         single = x.shape[0] == 1
+        if single and self.blocked:
+            self._matvec_by_blocks(x[0], out[0])
+            return
         for start in range(0, self.rows, self.tile_rows):
             stop = min(start + self.tile_rows, self.rows)
             tile = dequantize_rows(self.tensor, start, stop, self.scratch)
@@ -96,6 +105,25 @@ class TiledMatrix(MatrixLike):
                 self._release_rows(start, stop)
         if self.release and self.tensor.region is not None:
             # and the whole matrix once more: page faults map neighbouring pages too
+            self.tensor.region.release()
+
+    def _matvec_by_blocks(self, x: np.ndarray, out: np.ndarray) -> None:
+        """out = W @ x for one token, with scales applied per block product instead of
+        per weight: y[r] = sum_b scale[r, b] * (q[r, b] . x[b]) (+ min[r, b] * sum(x[b])).
+        One pass fewer over the unpacked tile than dequantizing it first."""
+        blocks = self.cols // self.block
+        x_blocks = x.reshape(blocks, self.block, 1)
+        block_sums = x.reshape(blocks, self.block).sum(axis=1)
+        for start in range(0, self.rows, self.tile_rows):
+            stop = min(start + self.tile_rows, self.rows)
+            rows = block_rows(self.tensor, start, stop, self.scratch)
+            dots = np.matmul(rows.values.transpose(1, 0, 2), x_blocks)  # (blocks, n, 1)
+            np.einsum("bn,nb->n", dots[:, :, 0], rows.scales, out=out[start:stop])
+            if rows.mins is not None:
+                out[start:stop] += rows.mins @ block_sums
+            if self.release:
+                self._release_rows(start, stop)
+        if self.release and self.tensor.region is not None:
             self.tensor.region.release()
 
     def gather_rows(self, ids: Sequence[int], out: np.ndarray) -> None:

@@ -148,40 +148,61 @@ def tensor_from_buffer(
     return Tensor(name, kind, shape, blocks.reshape(*shape[:-1], shape[-1] // QK), region=region)
 
 
+@dataclass
+class BlockRows:
+    """Rows of a block-quantized tensor split into integer values and per-block scales:
+    row r's weights are values[r, b] * scales[r, b] (+ mins[r, b]) for each block b."""
+
+    values: np.ndarray
+    """(rows, blocks, block_size) float32 holding the integer values."""
+    scales: np.ndarray
+    """(rows, blocks) float32."""
+    mins: np.ndarray | None
+    """(rows, blocks) float32 (Q4_1 only)."""
+
+
+def block_rows(tensor: Tensor, start: int, stop: int, out: np.ndarray) -> BlockRows:
+    """Unpack rows [start, stop) of a quantized 2-D `tensor` into `out` (a flat float32
+    scratch buffer of at least (stop - start) * cols values), without applying scales."""
+    n = stop - start
+    dense = out[: n * tensor.cols]
+    if tensor.kind is WeightType.I8_GROUPS:
+        assert tensor.scales is not None
+        scales = tensor.scales[start:stop]
+        values = dense.reshape(n, scales.shape[1], -1)
+        np.copyto(values, tensor.data[start:stop].reshape(values.shape))
+        return BlockRows(values, scales, None)
+    blocks = tensor.data[start:stop]
+    values = dense.reshape(n, blocks.shape[1], QK)
+    kind = tensor.kind
+    if kind is WeightType.Q8_0:
+        np.copyto(values, blocks["qs"])
+    else:
+        # 4-bit: byte j holds weight j in its low nibble and weight j + 16 in its high one
+        qs = blocks["qs"]
+        halves = values.reshape(n, blocks.shape[1], 2, QK // 2)
+        np.bitwise_and(qs, 0x0F, out=halves[:, :, 0, :], casting="unsafe")
+        np.right_shift(qs, 4, out=halves[:, :, 1, :], casting="unsafe")
+        if kind is WeightType.Q4_0:
+            values -= 8.0
+    mins = blocks["m"].astype(np.float32) if kind is WeightType.Q4_1 else None
+    return BlockRows(values, blocks["d"].astype(np.float32), mins)
+
+
 def dequantize_rows(tensor: Tensor, start: int, stop: int, out: np.ndarray) -> np.ndarray:
     """Write rows [start, stop) of a 2-D `tensor` as float32 into `out`; return the view used.
 
     `out` is a flat float32 scratch buffer at least (stop - start) * cols long.
     """
     n = stop - start
-    cols = tensor.cols
-    dense = out[: n * cols].reshape(n, cols)
-    kind = tensor.kind
-    if kind is WeightType.F32 or kind is WeightType.F16:
+    dense = out[: n * tensor.cols].reshape(n, tensor.cols)
+    if tensor.kind is WeightType.F32 or tensor.kind is WeightType.F16:
         np.copyto(dense, tensor.data[start:stop])
         return dense
-    if kind is WeightType.I8_GROUPS:
-        assert tensor.scales is not None
-        np.copyto(dense, tensor.data[start:stop])
-        scales = tensor.scales[start:stop]
-        grouped = dense.reshape(n, scales.shape[1], -1)
-        grouped *= scales[:, :, None]
-        return dense
-    blocks = tensor.data[start:stop]
-    grouped = dense.reshape(n, blocks.shape[1], QK)
-    if kind is WeightType.Q8_0:
-        np.copyto(grouped, blocks["qs"])
-    else:
-        # 4-bit: byte j holds weight j in its low nibble and weight j + 16 in its high one
-        qs = blocks["qs"]
-        halves = grouped.reshape(n, blocks.shape[1], 2, QK // 2)
-        np.bitwise_and(qs, 0x0F, out=halves[:, :, 0, :], casting="unsafe")
-        np.right_shift(qs, 4, out=halves[:, :, 1, :], casting="unsafe")
-        if kind is WeightType.Q4_0:
-            grouped -= 8.0
-    grouped *= blocks["d"].astype(np.float32)[:, :, None]
-    if kind is WeightType.Q4_1:
-        grouped += blocks["m"].astype(np.float32)[:, :, None]
+    rows = block_rows(tensor, start, stop, out)
+    rows.values *= rows.scales[:, :, None]
+    if rows.mins is not None:
+        rows.values += rows.mins[:, :, None]
     return dense
 
 
