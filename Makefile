@@ -33,7 +33,7 @@ run: setup
 
 test: setup-test
 	$(PY) -m ruff check .
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider tests
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
 
 setup: $(STAMPS)/deb-run $(STAMPS)/venv-$(DEPS_HASH) models
 
