@@ -13,6 +13,12 @@ log, all measured from the end of the question audio:
 
 One untimed warm-up turn comes first (model pages, ONNX sessions). Prints median and p90
 of each, and writes bench/results/latency.json and bench/results/latency.md.
+
+Barge-in: when `pulseaudio` is installed, a private daemon with null sinks stands in for
+the sound card (as in the integration tests) and push-to-talk is pressed during long
+spoken replies; the figure is press -> audio stopped (the interrupted turn's
+SpeechFinished, emitted once the speaker has aborted its stream), from event timestamps.
+Target: 150 ms.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ QUESTIONS = (
 TIMINGS = ("stt_final_ms", "first_token_ms", "first_audio_ms", "total_ms",
            "tokens_per_second")
 TARGET_FIRST_AUDIO_MS = 500.0
+TARGET_BARGE_IN_MS = 150.0
+BARGE_IN_TRIALS = 5
 MAX_TOKENS = 64
 """Replies are capped so a rambling answer cannot dominate total_ms."""
 
@@ -87,7 +95,12 @@ def _markdown(summary: dict[str, dict[str, float]], meta: dict[str, Any],
                      f"{figures['max']} |")
     median_audio = summary["first_audio_ms"]["median"]
     lines += ["", f"first_audio_ms median / {TARGET_FIRST_AUDIO_MS:.0f} ms target: "
-                  f"{median_audio / TARGET_FIRST_AUDIO_MS:.2f}x", "",
+                  f"{median_audio / TARGET_FIRST_AUDIO_MS:.2f}x"]
+    if "barge_in_ms" in summary:
+        lines += [f"barge_in_ms (press -> audio stopped, {BARGE_IN_TRIALS} trials) median / "
+                  f"{TARGET_BARGE_IN_MS:.0f} ms target: "
+                  f"{summary['barge_in_ms']['median'] / TARGET_BARGE_IN_MS:.2f}x"]
+    lines += ["",
               "| question | heard | reply | first audio ms |", "|---|---|---|---|"]
     for r in results:
         reply = " ".join(r["reply"][:60].split()).replace("|", "/")
@@ -96,8 +109,61 @@ def _markdown(summary: dict[str, dict[str, float]], meta: dict[str, Any],
     return "\n".join(lines) + "\n"
 
 
+def measure_barge_in(engine: Any, recognizer: Any, synthesizer: Any, settings: Any,
+                     trials: int) -> list[float]:
+    """Press -> audio stopped, in ms, for `trials` barge-ins during spoken replies."""
+    import shutil
+    import sys
+
+    if shutil.which("pulseaudio") is None:
+        return []
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from app.assistant.pipeline import Assistant
+    from app.events import Event, SpeechFinished, SpeechStarted, TurnStarted
+    from speech.devices import Microphone, Speaker
+    from tests.integration.pulse import PulseServer
+
+    figures: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="hearth-pulse-") as tmp:
+        server = PulseServer(Path(tmp))
+        server.start()
+        try:
+            server.activate()
+            events: list[Event] = []
+            assistant = Assistant(settings, engine=engine, recognizer=recognizer,
+                                  synthesizer=synthesizer,
+                                  microphone=Microphone(server.device),
+                                  speaker=Speaker(server.device), warm_up=False)
+            assistant.subscribe(events.append)
+            assistant.start()
+            for trial in range(trials):
+                assistant.submit_text(f"Tell me a long story about dragon number {trial + 1}.")
+                started = sum(isinstance(e, SpeechStarted) for e in events)
+                deadline = time.monotonic() + 60
+                while sum(isinstance(e, SpeechStarted) for e in events) == started:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the reply never started speaking")
+                    time.sleep(0.01)
+                time.sleep(0.5)
+                assistant.push_to_talk_pressed()
+                time.sleep(0.5)
+                press = [e for e in events if isinstance(e, TurnStarted)][-1]
+                stops = [e for e in events if isinstance(e, SpeechFinished)
+                         and e.turn_id == press.turn_id - 1 and e.interrupted]
+                if stops:
+                    figures.append(round((stops[0].timestamp - press.timestamp) * 1000, 1))
+                assistant.cancel()
+            assistant.shutdown()
+            assistant.speaker.close()
+            assistant.microphone.close()
+        finally:
+            server.stop()
+    return figures
+
+
 def run_latency_bench(turns: int = 10) -> int:
     """Run `turns` timed turns (plus one warm-up), print and save the summary; exit code."""
+    from app.assistant.build import leave_a_core_for_the_voice
     from app.config import Settings, replace
     from app.engine_setup import build_engine
     from app.file_mode import run_file_turn
@@ -105,7 +171,8 @@ def run_latency_bench(turns: int = 10) -> int:
     from speech.audio import AudioChunk
     from speech.wav import write_wav
 
-    settings = replace(Settings(), "engine", temperature=0.0, seed=1, max_tokens=MAX_TOKENS)
+    settings = leave_a_core_for_the_voice(
+        replace(Settings(), "engine", temperature=0.0, seed=1, max_tokens=MAX_TOKENS))
     engine, choice = build_engine(settings, "llama-cpp", "smollm2-135m-instruct-q4_1")
     recognizer = build_recognizer(settings, "pocketsphinx")
     synthesizer = build_synthesizer(settings, "piper")
@@ -128,15 +195,22 @@ def run_latency_bench(turns: int = 10) -> int:
                   f"first token {result['first_token_ms']:7.1f} ms, total "
                   f"{result['total_ms']:7.1f} ms  | {result['transcript']!r} -> "
                   f"{result['reply'][:50]!r}", flush=True)
+    barge_in = measure_barge_in(engine, recognizer, synthesizer,
+                                replace(settings, "engine", max_tokens=256), BARGE_IN_TRIALS)
     engine.close()
     summary = summarize(results)
+    if barge_in:
+        summary["barge_in_ms"] = {"median": round(statistics.median(barge_in), 1),
+                                  "p90": round(percentile(barge_in, 0.9), 1),
+                                  "min": min(barge_in), "max": max(barge_in)}
     meta = {"turns": turns, "machine": platform.machine(), "cpus": os.cpu_count(),
-            "stack": f"pocketsphinx + {choice.model_id} on llama.cpp + piper "
-                     f"({synthesizer.name})",
+            "stack": f"pocketsphinx + {choice.model_id} on llama.cpp "
+                     f"({settings.engine.threads} thread(s)) + {synthesizer.name}",
             "load_average": os.getloadavg(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latency.json").write_text(json.dumps(
-        {"meta": meta, "summary": summary, "turns": results}, indent=2))
+        {"meta": meta, "summary": summary, "turns": results, "barge_in_ms": barge_in},
+        indent=2))
     markdown = _markdown(summary, meta, results)
     (RESULTS / "latency.md").write_text(markdown)
     print(markdown)

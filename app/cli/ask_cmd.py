@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from app.assistant.build import leave_a_core_for_the_voice
 from app.config import Settings, replace
 from app.engine_setup import build_engine
 from app.file_mode import run_file_turn
@@ -30,9 +31,11 @@ def with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_overrides(settings, args)
+    speak = args.out is not None or (args.wav is not None and args.json)
+    if speak:
+        settings = leave_a_core_for_the_voice(settings)
     engine, choice = build_engine(settings, args.engine, args.model)
     recognizer = build_recognizer(settings) if args.wav else None
-    speak = args.out is not None or (args.wav is not None and args.json)
     synthesizer = build_synthesizer(settings) if speak and settings.tts.enabled else None
     history = History.open(settings)
     stream = not args.json
