@@ -455,6 +455,8 @@ class Assistant:
                 if turn.reply_text.strip():
                     self._conversation += [ChatMessage("user", turn.user_text),
                                            ChatMessage("assistant", turn.reply_text.strip())]
+                    # a kiosk runs for months: keep only what `messages` can use
+                    del self._conversation[:-2 * max(1, self.settings.assistant.max_history_turns)]
             if self._turn is turn:
                 self._turn = None
                 if replaced:
