@@ -245,8 +245,12 @@ def _markdown(report: dict[str, Any]) -> str:
         measured = target["measured"]
         shown = "-" if measured is None else f"{measured:.2f}"
         lines.append(f"| {target['run']} {target['figure']} {target['op']} {target['bound']}"
-                     f" | {shown} | {'met' if target['met'] else 'MISSED'} |")
+                     f" | {shown} | {_verdict(target['met'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _verdict(met: bool | None) -> str:
+    return "not run" if met is None else "met" if met else "MISSED"
 
 
 def run_engine_bench(model_path: Path | str, tokens: int = 128,
@@ -264,7 +268,7 @@ def run_engine_bench(model_path: Path | str, tokens: int = 128,
     targets = []
     for run, figure, op, bound in TARGETS:
         measured = results.get(run, {}).get(figure)
-        met = measured is not None and (measured >= bound if op == ">=" else measured <= bound)
+        met = None if measured is None else (measured >= bound if op == ">=" else measured <= bound)
         targets.append({"run": run, "figure": figure, "op": op, "bound": bound,
                         "measured": measured, "met": met})
     report = {

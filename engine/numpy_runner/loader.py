@@ -22,6 +22,9 @@ from engine.numpy_runner.model import Transformer, kv_cache_bytes
 
 log = logging.getLogger(__name__)
 
+STREAM_BATCH = 32
+"""Longest prompt chunk in "stream" mode."""
+
 
 @dataclass
 class LoadedModel:
@@ -69,6 +72,10 @@ def load_model(
     weights, plan = memory.plan(
         config, tensors, mode, budget_bytes, kv_cache_bytes(config, context)
     )
+    if mode == "stream":
+        # stream mode is for the smallest footprint: short prompt chunks keep the
+        # activation buffers and temporaries of a batch small
+        batch = min(batch, STREAM_BATCH)
     transformer = Transformer(config, weights, context, batch)
     log.info(
         "loaded %s (%s): %d layers, dim %d, vocab %d, context %d",

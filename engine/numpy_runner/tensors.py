@@ -56,14 +56,15 @@ class MappedRegion:
     def release(self) -> None:
         """Drop the range's pages from this process (they stay in the OS page cache).
 
-        The range is widened backwards by Linux's fault-around window: a page fault maps
-        the cached pages around it, behind as well as ahead, so reading the next range
-        re-maps the tail of this one unless it is dropped again. Dropping a neighbour
-        costs at most a page fault if it is used again.
+        The range is widened on both sides by Linux's fault-around window: a page fault
+        maps the cached pages around it, behind as well as ahead, so reading one range
+        maps pages of its neighbours too. Dropping a neighbour's pages costs at most a
+        page fault if it is used again.
         """
         start = max(0, self.offset - FAULT_AROUND_BYTES)
         start -= start % PAGE_SIZE
-        length = self.offset + self.nbytes - start
+        end = min(len(self.mm), self.offset + self.nbytes + FAULT_AROUND_BYTES)
+        length = end - start
         if length > 0:
             self.mm.madvise(mmap.MADV_DONTNEED, start, length)
 
