@@ -277,7 +277,7 @@ class Transformer:
             k_heads = k.reshape(n, c.n_kv_heads, c.head_dim)
             apply_rope(q_heads, cos, sin, self._rope_dim)
             apply_rope(k_heads, cos, sin, self._rope_dim)
-            # write this chunk's keys and values into the cache
+            # write this chunk's keys and values into the (float16) cache
             key_cache = s.key_cache[layer_index]
             value_cache = s.value_cache[layer_index]
             key_cache[:, pos:end] = k_heads.transpose(1, 0, 2)
@@ -303,8 +303,9 @@ class Transformer:
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
+            # weighted sum of values (llama.cpp rounds the weights to float16 for the
+            # product with its float16 values), heads back in order
             scores = scores.astype(np.float16).astype(np.float32)
-            # weighted sum of values, heads back in order
             values = value_cache[:, :end].astype(np.float32)
             mixed = np.matmul(scores, values)  # (n_kv, group * n, head_dim)
             if n == 1:
