@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -176,6 +174,10 @@ def _prompt_ids(model: Path) -> list[int]:
 
 
 def _spawn(run: str, model: Path, prompt: list[int], tokens: int, threads: int) -> dict:
+    # imported here, not at the top: the worker processes import this module too, and
+    # what they import counts in the peak RSS they measure
+    import subprocess
+
     command = [sys.executable, "-m", "bench.engine", "--worker", run, "--model", str(model),
                "--tokens", str(tokens), "--threads", str(threads),
                "--prompt-ids", json.dumps(prompt)]
@@ -256,6 +258,8 @@ def _verdict(met: bool | None) -> str:
 def run_engine_bench(model_path: Path | str, tokens: int = 128,
                      modes: Sequence[str] = DEFAULT_MODES, threads: int = 1) -> int:
     """Benchmark `model_path`; print the table, write bench/results/engine.{json,md}."""
+    import platform
+
     model = Path(model_path).resolve()
     prompt = _prompt_ids(model)
     runs = [LLAMA, *(f"numpy:{mode}" for mode in modes)]
