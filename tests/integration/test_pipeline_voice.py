@@ -9,7 +9,6 @@ recognizes back with PocketSphinx.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -35,22 +34,13 @@ from engine.registry import create_engine
 from speech.audio import AudioChunk
 from speech.devices import Microphone, Speaker
 from speech.piper_tts import PiperSynthesizer
-from speech.resample import resample
-from speech.sphinx import PocketSphinxRecognizer, make_decoder, sphinx_model_files
-from speech.vad import trim_silence
+from speech.sphinx import PocketSphinxRecognizer
 from speech.wav import write_wav
 from tests.fakes import EventLog
 from tests.integration.pulse import SINK_RATE, PulseServer, pulse_server  # noqa: F401
+from tests.integration.spoken_answer import cities_heard
 
 QUESTION = "What is the capital of France?"
-CITIES = ("paris", "lyon", "london", "berlin", "rome", "madrid", "marseille", "brussels",
-          "vienna", "nice")
-"""Candidate answers for recognizing the spoken reply back. PocketSphinx's generic
-language model hears Piper's "... France is Paris." right only ~40 % of the time
-("francis parents", "france is spirits", "spare ribs": measured with every speaking rate
-and decoder setting tried), so the judge is PocketSphinx with a word-loop grammar: the
-words of the reply plus these ten cities. It must then pick the city from the sound
-alone; in trials it told Paris, Lyon, London, Rome and Brussels apart 25 out of 25."""
 BARGE_IN_BOUND_SECONDS = 0.5
 """Generous CI bound for "audio stops within 150 ms of the press" (bench/latency.py
 reports the measured figure; this only catches a barge-in that does not stop at all)."""
@@ -95,26 +85,6 @@ def question_wav(piper: PiperSynthesizer, tmp_path_factory: pytest.TempPathFacto
     return write_wav(tmp_path_factory.mktemp("voice") / "question.wav", padded)
 
 
-def recognize_back(model_dir: Path, audio: AudioChunk, vocabulary: set[str] | None = None,
-                   grammar_dir: Path | None = None) -> str:
-    """The recorded answer as text, by a fresh decoder over the whole utterance: with
-    the generic language model, or restricted to a loop over `vocabulary`."""
-    audio = trim_silence(resample(audio, 16000))  # the seconds of silence before: no use
-    files = sphinx_model_files(model_dir)
-    if vocabulary is not None and grammar_dir is not None:
-        grammar = grammar_dir / "answer.gram"
-        grammar.write_text("#JSGF V1.0;\ngrammar answer;\npublic <s> = ( "
-                           + " | ".join(sorted(vocabulary)) + " )* ;\n")
-        files.pop("lm", None)
-        files["jsgf"] = str(grammar)
-    decoder = make_decoder(16000, **files)
-    decoder.start_utt()
-    decoder.process_raw(audio.to_bytes(), False, True)
-    decoder.end_utt()
-    hypothesis = decoder.hyp()
-    return hypothesis.hypstr if hypothesis is not None else ""
-
-
 def ask_by_voice(assistant: Assistant, log: EventLog, pulse: PulseServer, wav: Path,
                  turns_before: int) -> None:
     assistant.push_to_talk_pressed()
@@ -151,12 +121,9 @@ def test_spoken_question_gets_a_spoken_answer_about_paris(
     assert "paris" in reply.lower(), reply
     spoken = recorded[0]
     assert rms(spoken) > 0.01, "nothing came out of the speaker"
-    free = recognize_back(pocketsphinx_en_dir, spoken)
-    words = {w for w in re.findall(r"[a-z']+", reply.lower()) if w not in CITIES}
-    judged = recognize_back(pocketsphinx_en_dir, spoken, words | set(CITIES), tmp_path)
+    heard, judged, free = cities_heard(pocketsphinx_en_dir, spoken, reply, tmp_path)
     print(f"reply {reply!r} recognized back as {judged!r} (free speech model: {free!r})")
-    heard_cities = [w for w in judged.split() if w in CITIES]
-    assert heard_cities == ["paris"], (reply, judged, free)
+    assert heard == ["paris"], (reply, judged, free)
     metrics = log.of(TurnMetrics)[0]
     assert 0 < metrics.first_token_ms <= metrics.first_audio_ms <= metrics.total_ms
 

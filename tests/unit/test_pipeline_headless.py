@@ -5,11 +5,13 @@ microphone; no Qt import; `hearth history` output."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,8 +36,17 @@ ROOT = Path(__file__).resolve().parents[2]
 BUTTON, LED = 17, 27
 
 
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """`main()` adds log handlers writing to this test's captured stderr; later tests
+    must not log into that closed stream."""
+    handlers = list(logging.root.handlers)
+    yield
+    logging.root.handlers[:] = handlers
+
+
 @pytest.fixture
-def mock_pins() -> MockFactory:
+def mock_pins() -> Iterator[MockFactory]:
     factory = MockFactory()
     previous = Device.pin_factory
     Device.pin_factory = factory
