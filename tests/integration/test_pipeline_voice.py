@@ -217,3 +217,69 @@ def test_threads_do_not_leak(llama: ChatEngine) -> None:
     assistant.submit_text("Hi")
     assistant.shutdown(timeout=30)
     assert threading.active_count() <= before
+
+
+def test_gpio_button_drives_a_spoken_turn_in_headless_mode(
+    pulse_server: PulseServer, smollm2_gguf: Path, question_wav: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The whole headless stack as `hearth headless` builds it (settings -> devices,
+    models, history), with a mock GPIO pin standing in for the button."""
+    import io
+
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from app.assistant.build import build_assistant
+    from app.config import settings_from_dict
+    from app.headless import HeadlessRunner
+    from app.history import History
+
+    settings = settings_from_dict({
+        "engine": {"backend": "llama-cpp", "model": str(smollm2_gguf), "temperature": 0.0,
+                   "max_tokens": 48},
+        "audio": {"input_device": pulse_server.device, "output_device": pulse_server.device,
+                  "beeps": True},
+        "gpio": {"button_pin": 17, "led_pin": 27},
+        "history": {"path": str(tmp_path / "history.sqlite3")},
+    })
+    factory = MockFactory()
+    previous, Device.pin_factory = Device.pin_factory, factory
+    assistant, _ = build_assistant(settings)
+    assert assistant.voice_input and assistant.speech_output
+    log = EventLog()
+    assistant.subscribe(log)
+    output = io.StringIO()
+    runner = HeadlessRunner(settings, assistant, input_stream=io.StringIO(), output=output)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while runner.gpio is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        factory.pin(17).drive_low()  # press: the button pulls the pin to ground
+        while assistant.state != State.LISTENING:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        while not factory.pin(27).state:  # the LED comes on while listening
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)  # let the start beep finish before the question
+        pulse_server.play_wav_to_mic(question_wav)
+        time.sleep(0.2)
+        factory.pin(17).drive_high()
+        log.wait_count(TurnMetrics, timeout=90)
+    finally:
+        runner.stop()
+        thread.join(30)
+        assistant.close()
+        factory.reset()
+        Device.pin_factory = previous
+    assert not thread.is_alive()
+    assert "paris" in output.getvalue().lower(), output.getvalue()
+    with History(tmp_path / "history.sqlite3") as history:
+        turns = history.recent()
+    assert len(turns) == 1 and turns[0]["complete"] and not turns[0]["interrupted"]
+    assert "capital" in turns[0]["user_text"] and "paris" in turns[0]["reply"].lower()
+    assert turns[0]["first_audio_ms"] > 0 and turns[0]["model"]
