@@ -585,7 +585,10 @@ class Assistant:
             if current is not None and self.state == State.LISTENING:
                 self._interrupt(current)
             if self._rebuild(stage) is None:
-                self.microphone = None
+                broken, self.microphone = self.microphone, None
+                if broken is not None:
+                    with contextlib.suppress(Exception):
+                        broken.close()
                 self._tell("no-microphone", "The microphone stopped working, so Hearth takes "
                                             "typed questions only.")
             return
