@@ -17,6 +17,8 @@ import logging
 import queue
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -126,6 +128,39 @@ def find_device(spec: str | int, kind: str) -> DeviceInfo:
     )
 
 
+
+def _weak_callback(method: Callable[..., Any], abort_when_gone: bool = True) -> Callable[..., Any]:
+    """A PortAudio callback that does not keep its owner alive.
+
+    PortAudio calls into the stream's callback from its own thread until the stream is
+    closed. If an owner that was never closed is garbage-collected, its stream must be
+    closed first (see `_close_when_collected`), or that thread jumps into freed code.
+    """
+    ref = weakref.WeakMethod(method)
+
+    def callback(*args: Any) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(*args)
+        elif abort_when_gone:
+            raise _sounddevice().CallbackAbort
+
+    return callback
+
+
+def _close_stream(stream: Any) -> None:
+    try:
+        stream.abort()
+        stream.close()
+    except Exception as exc:  # already closed, or the device vanished
+        log.debug("closing a forgotten audio stream: %s", exc)
+
+
+def _close_when_collected(owner: object, stream: Any) -> weakref.finalize:
+    """Close `stream` if `owner` is garbage-collected without being closed."""
+    return weakref.finalize(owner, _close_stream, stream)
+
+
 class Microphone(AudioSource):
     """Live capture delivering 16 kHz (by default) mono `AudioChunk`s of `block_ms`.
 
@@ -174,9 +209,10 @@ class Microphone(AudioSource):
                 channels=1,
                 dtype="int16",
                 blocksize=self._blocksize,
-                callback=self._callback,
-                finished_callback=self._on_finished,
+                callback=_weak_callback(self._callback),
+                finished_callback=_weak_callback(self._on_finished, abort_when_gone=False),
             )
+            self._finalizer = _close_when_collected(self, self._stream)
             self._stream.start()
         except sd.PortAudioError as exc:
             self._stream = None
@@ -302,8 +338,10 @@ class Speaker(AudioSink):
             try:
                 self._stream: Any = sd.OutputStream(
                     device=self.device.index, samplerate=rate, channels=1,
-                    dtype="int16", latency=latency_seconds, callback=self._callback,
+                    dtype="int16", latency=latency_seconds,
+                    callback=_weak_callback(self._callback),
                 )
+                self._finalizer = _close_when_collected(self, self._stream)
             except sd.PortAudioError as exc:
                 last_error = exc
                 continue

@@ -117,11 +117,7 @@ class AssistantSession(QObject):
         assistant, self._assistant = self._assistant, None
         if assistant is None:
             return
-        try:
-            assistant.cancel()
-            assistant.shutdown(timeout=timeout)
-        except Exception:  # closing must never hang or crash the app
-            log.exception("assistant shutdown failed")
+        _release(assistant, timeout)
 
     def _build(self, settings: Settings, generation: int) -> None:
         try:
@@ -141,7 +137,7 @@ class AssistantSession(QObject):
         with self._lock:
             stale = self._closed or generation != self._generation
         if stale:
-            assistant.shutdown(timeout=2.0)
+            _release(assistant, 2.0)
             return
         try:
             assistant.subscribe(self._bridge.publish)
@@ -166,11 +162,18 @@ class AssistantSession(QObject):
             self.failed.emit(text)
 
     def _shutdown_in_background(self, assistant: AssistantLike) -> None:
-        def stop() -> None:
-            try:
-                assistant.cancel()
-                assistant.shutdown(timeout=2.0)
-            except Exception:
-                log.exception("assistant shutdown failed")
+        threading.Thread(target=_release, args=(assistant, 2.0), name="hearth-gui-unload",
+                         daemon=True).start()
 
-        threading.Thread(target=stop, name="hearth-gui-unload", daemon=True).start()
+
+def _release(assistant: AssistantLike, timeout: float) -> None:
+    """Cancel, stop and close an assistant: its audio streams and models are released
+    here, not left to the garbage collector (PortAudio would call into freed code)."""
+    try:
+        assistant.cancel()
+        assistant.shutdown(timeout=timeout)
+        close = getattr(assistant, "close", None)
+        if close is not None:
+            close()
+    except Exception:  # closing must never hang or crash the app
+        log.exception("assistant shutdown failed")
