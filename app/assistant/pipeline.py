@@ -96,6 +96,10 @@ _STAGE_WORDS = {
 }
 _FILE_BLOCK_SECONDS = 0.1
 """File audio is fed to the recognizer in blocks of this length (as fast as it takes)."""
+_CLOSE_WAIT_SECONDS = 30.0
+"""`close()` waits this long for each stage thread to leave its component."""
+_THREAD_OF = {"recognizer": "listen", "wake": "listen"}
+"""Stages run on a thread named after another stage."""
 _FAILURE_PAUSE_SECONDS = 0.2
 """Pause before a failed stage's loop restarts, so a permanent fault cannot spin a core."""
 
@@ -304,9 +308,16 @@ class Assistant:
         The history is left open: it belongs to whoever passed it in."""
         if self._started and not self._stopping.is_set():
             self.shutdown()
+        # a stage still inside its component (a slow engine call ending at its next
+        # cancel check) must finish first: freeing a model under it would crash
+        for thread in self._threads:
+            thread.join(_CLOSE_WAIT_SECONDS)
+        running = {t.name for t in self._threads if t.is_alive()}
         for stage in ("microphone", "speaker", "wake", "recognizer", "synthesizer", "engine"):
             component = getattr(self, stage)
-            if component is not None:
+            if f"hearth-{_THREAD_OF.get(stage, stage)}" in running:
+                log.warning("the %s is still busy; not closing it", stage)
+            elif component is not None:
                 try:
                     component.close()
                 except Exception:  # one stage failing to close must not keep the others

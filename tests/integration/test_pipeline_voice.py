@@ -57,7 +57,10 @@ def rms(chunk: AudioChunk) -> float:
 
 
 def load_engine(path: Path) -> ChatEngine:
-    return create_engine("llama-cpp", EngineConfig(model_path=path, context_length=2048))
+    # one thread, as the voice pipeline runs it on 2 cores (app.assistant.build), leaving
+    # the other to Piper; two threads crawl when the machine is shared
+    return create_engine("llama-cpp", EngineConfig(model_path=path, context_length=2048,
+                                                   threads=1))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +117,7 @@ def test_spoken_question_gets_a_spoken_answer_about_paris(
         with pulse_server.recording_speaker(SINK_RATE) as recorded:
             ask_by_voice(assistant, log, pulse_server, question_wav, 0)
     finally:
-        assistant.shutdown()
+        assistant.shutdown(timeout=30)  # the shared engine must be idle after
     heard_question = log.of(FinalTranscript)[0].text
     assert "capital" in heard_question and "france" in heard_question
     reply = log.of(ReplyFinished)[0].text
@@ -153,7 +156,7 @@ def test_push_to_talk_during_a_long_reply_stops_the_audio_and_the_next_turn_work
         assistant.push_to_talk_released()
         log.wait_count(TurnMetrics, 2, timeout=90)
     finally:
-        assistant.shutdown()
+        assistant.shutdown(timeout=30)  # the shared engine must be idle after
     press = next(e for e in log.of(TurnStarted) if e.turn_id == 2)
     stopped = next(e for e in log.of(SpeechFinished) if e.turn_id == 1)
     assert stopped.interrupted
@@ -199,7 +202,7 @@ def test_engine_that_raises_is_rebuilt_and_the_next_turn_succeeds(
         assistant.submit_text("What is the capital of France?")
         log.wait_count(TurnMetrics, 2, timeout=60)
     finally:
-        assistant.shutdown()
+        assistant.shutdown(timeout=30)  # the shared engine must be idle after
         for engine in rebuilt:
             engine.close()
     assert [e.code for e in log.of(ErrorEvent)] == ["engine-failed"]
