@@ -13,7 +13,6 @@ import os
 
 from app.config import Settings
 from app.errors import HearthError
-from speech.errors import SpeechError
 
 log = logging.getLogger(__name__)
 
@@ -36,48 +35,23 @@ def build_assistant(settings: Settings):  # -> tuple[Assistant, SessionInfo]
     """The real pipeline with the configured (by default the bundled) models.
 
     Runs on a worker thread. Engine failures raise (the window shows them); a missing
-    microphone, recognizer, voice or speaker only disables that part, with a notice.
+    microphone, recognizer, voice or speaker only disables that part, and the assistant
+    says so with a `Notice` (shown as a banner) when it starts.
     """
-    from app import speech_setup
-    from app.assistant.pipeline import Assistant
-    from app.engine_setup import build_engine
+    from app.assistant.build import build_assistant as build_pipeline
     from app.gui.session import SessionInfo
 
-    engine, choice = build_engine(settings)
-    notices: list[str] = []
-
-    def optional(what: str, build):  # a part that may be missing: None plus a notice
-        try:
-            return build(settings)
-        except (HearthError, SpeechError, OSError) as exc:
-            log.warning("%s unavailable: %s", what, exc)
-            notices.append(f"{what} unavailable: {exc}".split("\n")[0])
-            return None
-
-    recognizer = optional("Speech recognition", speech_setup.build_recognizer)
-    microphone = optional("Microphone", speech_setup.open_microphone) if recognizer else None
-    synthesizer = speaker = None
-    if settings.tts.enabled:
-        synthesizer = optional("Voice", speech_setup.build_synthesizer)
-        speaker = optional("Speaker", speech_setup.open_speaker) if synthesizer else None
-    wake = (optional("Wake word", speech_setup.build_wake_detector)
-            if settings.wake.enabled and microphone else None)
-    history = None
-    if settings.history.enabled:
-        from app.history import History
-
-        history = optional("History", lambda s: History(s.history_path))
-    assistant = Assistant(settings, engine=engine, recognizer=recognizer,
-                          synthesizer=synthesizer, microphone=microphone, speaker=speaker,
-                          history=history, wake=wake)
-    model_name = choice.model_id or (choice.model_path.name if choice.model_path else "?")
+    assistant, choice = build_pipeline(settings)
+    model_name = "?"
+    if choice is not None:
+        model_name = choice.model_id or (choice.model_path.name if choice.model_path else "?")
     info = SessionInfo(
-        engine=choice.backend,
+        engine=choice.backend if choice else "?",
         model=model_name,
         ram_tier=ram_tier_text(),
-        has_microphone=microphone is not None,
-        speaks=speaker is not None,
-        notices=tuple(notices),
+        has_microphone=assistant.microphone is not None,
+        speaks=assistant.speaker is not None,
+        notices=(),
     )
     return assistant, info
 
