@@ -31,8 +31,12 @@ class PiperSynthesizer(SpeechSynthesizer):
     name = "piper"
 
     def __init__(self, model_path: str | Path, speaking_rate: float = 1.0,
-                 speaker_id: int | None = None) -> None:
-        """`speaking_rate` 1.5 is 50 % faster (Piper's length_scale is its inverse)."""
+                 speaker_id: int | None = None, deterministic: bool = False) -> None:
+        """`speaking_rate` 1.5 is 50 % faster (Piper's length_scale is its inverse).
+
+        `deterministic` turns off the voice's sampling noise, so the same text always
+        gives the same audio (for tests and benchmarks; it sounds a little flatter).
+        """
         from piper import PiperVoice
         from piper.config import SynthesisConfig
 
@@ -51,6 +55,9 @@ class PiperSynthesizer(SpeechSynthesizer):
             speaker_id=speaker_id,
             length_scale=self._voice.config.length_scale / max(speaking_rate, 0.05),
         )
+        if deterministic:
+            self._syn_config.noise_scale = 0.0
+            self._syn_config.noise_w_scale = 0.0
 
     @property
     def sample_rate(self) -> int:

@@ -49,8 +49,8 @@ def test_ask_wav_json_runs_a_full_turn_without_devices(
     config: Path, tmp_path: Path, piper_voice_onnx: Path, pocketsphinx_en_dir: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    speech = AudioChunk.concatenate(list(PiperSynthesizer(piper_voice_onnx).synthesize(
-        "What is the capital of France?")))
+    piper = PiperSynthesizer(piper_voice_onnx, deterministic=True)  # same audio every run
+    speech = AudioChunk.concatenate(list(piper.synthesize("What is the capital of France?")))
     question = write_wav(tmp_path / "q.wav", speech)
     out = tmp_path / "a.wav"
     code = main(["--config", str(config), "-q", "ask", "--wav", str(question), "--out", str(out),

@@ -72,7 +72,7 @@ def llama(smollm2_gguf: Path) -> Iterator[ChatEngine]:
 
 @pytest.fixture(scope="module")
 def piper(piper_voice_onnx: Path) -> PiperSynthesizer:
-    return PiperSynthesizer(piper_voice_onnx)
+    return PiperSynthesizer(piper_voice_onnx, deterministic=True)  # same audio every run
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ def rms(chunk: AudioChunk) -> float:
 
 @pytest.fixture(scope="module")
 def piper(piper_voice_onnx: Path) -> PiperSynthesizer:
-    return PiperSynthesizer(piper_voice_onnx)
+    return PiperSynthesizer(piper_voice_onnx, deterministic=True)  # same audio every run
 
 
 @pytest.fixture(scope="module")
