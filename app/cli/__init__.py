@@ -229,6 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("hearth: out of memory; try a smaller model (see: hearth models recommend)",
+              file=sys.stderr)
+        return 1
+    except RuntimeError as exc:
+        if "can't start new thread" not in str(exc):
+            raise
+        print("hearth: out of memory for a new thread; try a smaller model "
+              "(see: hearth models recommend)", file=sys.stderr)
+        return 1
     except ModuleNotFoundError as exc:
         print(f"hearth: {args.command} is not available yet ({exc.name} is missing)",
               file=sys.stderr)

@@ -139,6 +139,19 @@ def _str_map(value: Any, where: str) -> dict[str, str]:
     return dict(value)
 
 
+def _str_tuple(value: list[Any], where: str) -> tuple[str, ...]:
+    if not all(isinstance(v, str) for v in value):
+        raise CatalogError(f"{where}: expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _array(data: dict[str, Any], key: str, source: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise CatalogError(f"{source}: {key} must be an array of tables ([[{key}]])")
+    return value
+
+
 def _parse_source(raw: Any, where: str) -> Source:
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: a source must be a table")
@@ -205,12 +218,13 @@ def _parse_entry(raw: Any, index: int, source: str) -> CatalogEntry:
         raise CatalogError(f"{where}: ram_bytes must be positive")
     return CatalogEntry(
         id=model_id, kind=kind, name=_req(raw, "name", str, where),
-        engines=tuple(_req(raw, "engines", list, where)),
-        languages=tuple(_req(raw, "languages", list, where)),
+        engines=_str_tuple(_req(raw, "engines", list, where), where),
+        languages=_str_tuple(_req(raw, "languages", list, where), where),
         license=_req(raw, "license", str, where), ram_bytes=ram,
         path=_req(raw, "path", str, where), files=tuple(files), sources=sources,
         description=str(raw.get("description", "")), arch=str(raw.get("arch", "")),
-        params=int(raw.get("params", 0)), chat_template=str(raw.get("chat_template", "")),
+        params=_req(raw, "params", int, where) if "params" in raw else 0,
+        chat_template=str(raw.get("chat_template", "")),
         bundled=bool(raw.get("bundled", False)),
     )
 
@@ -230,13 +244,16 @@ def _parse_tier(raw: Any, index: int, source: str) -> Tier:
 
 
 def parse_catalog(data: dict[str, Any], source: str = "catalog") -> Catalog:
-    entries = tuple(_parse_entry(raw, i, source) for i, raw in enumerate(data.get("model", [])))
+    if not isinstance(data, dict):
+        raise CatalogError(f"{source}: the catalog must be a table")
+    entries = tuple(_parse_entry(raw, i, source)
+                    for i, raw in enumerate(_array(data, "model", source)))
     ids = [e.id for e in entries]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
         raise CatalogError(f"{source}: duplicate model ids: {', '.join(sorted(duplicates))}")
     tiers = tuple(sorted(
-        (_parse_tier(raw, i, source) for i, raw in enumerate(data.get("tier", []))),
+        (_parse_tier(raw, i, source) for i, raw in enumerate(_array(data, "tier", source))),
         key=lambda t: t.min_ram_bytes,
     ))
     for entry in entries:

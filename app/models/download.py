@@ -127,7 +127,7 @@ def download_url(
                         if progress:
                             progress(dest.name, done, total)
             except (OSError, http.client.HTTPException) as exc:
-                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG):
                     raise DownloadError(_disk_full_message(dest, exc)) from None
                 failures += 1
                 if failures > retries:

@@ -169,7 +169,7 @@ class ModelStore:
                     raise
                 except (DownloadError, OSError) as exc:
                     reason = _one_line(exc)
-                    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG):
                         raise DownloadError(f"{model_id}: the disk is full ({reason})") from None
                     log.warning("%s: %s failed: %s", model_id, source.describe(), reason)
                     reasons.append(f"{source.describe()}: {reason}")

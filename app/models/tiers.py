@@ -23,6 +23,7 @@ FITS, TIGHT, DOES_NOT_FIT = "fits", "tight", "does not fit"
 # Share of usable memory a model may take and still "fit": the rest is for the OS,
 # the recognizer, the voice and the GUI.
 FIT_SHARE = 0.6
+ADDRESS_SPACE_HEADROOM = 512 * 2**20
 TIGHT_SHARE = 0.9
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
@@ -127,10 +128,12 @@ def detect_memory(simulate_bytes: int | None = None) -> MachineMemory:
     if not limits:
         return MachineMemory(vm.total, vm.available)
     limit, source = min(limits)
-    # Address space already mapped counts against RLIMIT_AS: subtract this process's.
+    # Address space already mapped counts against RLIMIT_AS: subtract this process's, and
+    # keep headroom for what a model costs in address space beyond its RSS (8 MiB thread
+    # stacks, glibc's 64 MiB malloc arenas, llama.cpp's and onnxruntime's own mappings).
     if source.startswith("address"):
         used = psutil.Process().memory_info().vms
-        available = max(0, limit - used)
+        available = max(0, limit - used - ADDRESS_SPACE_HEADROOM)
     else:
         available = min(vm.available, limit)
     return MachineMemory(vm.total, available, limit, source)
