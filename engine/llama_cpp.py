@@ -41,6 +41,7 @@ from engine.errors import (
     EngineUnavailableError,
     ModelFormatError,
 )
+from engine.streaming import StopMatcher, common_prefix
 
 try:
     import llama_cpp
@@ -97,44 +98,6 @@ def _install_native_log() -> _NativeLog:
     if _native_log is None:
         _native_log = _NativeLog()
     return _native_log
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-class _StopMatcher:
-    """Streams text while holding back what could be the start of a stop string."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self.stops = [s for s in stops if s]
-        self.pending = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Text safe to emit now, and whether a stop string was reached."""
-        self.pending += text
-        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            out, self.pending = self.pending[: min(hits)], ""
-            return out, True
-        hold = 0
-        for stop in self.stops:
-            for size in range(min(len(stop) - 1, len(self.pending)), hold, -1):
-                if self.pending.endswith(stop[:size]):
-                    hold = size
-                    break
-        cut = len(self.pending) - hold
-        out, self.pending = self.pending[:cut], self.pending[cut:]
-        return out, False
-
-    def flush(self) -> str:
-        out, self.pending = self.pending, ""
-        return out
 
 
 class LlamaCppEngine(ChatEngine):
@@ -309,7 +272,7 @@ class LlamaCppEngine(ChatEngine):
         """Evaluate what the KV cache lacks of `prompt`; the cached token count, or None
         when cancelled."""
         llm = self._llm
-        cached = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prompt)
+        cached = common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prompt)
         # The last prompt token is always evaluated again, and always alone: sampling
         # needs its fresh logits, and llama.cpp rounds a lone token differently from a
         # batch, so doing it the same way cold or cached keeps a seeded (or greedy)
@@ -362,7 +325,7 @@ class LlamaCppEngine(ChatEngine):
             reset=True,
         )
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = _StopMatcher([*template_stops, *options.stop])
+        stops = StopMatcher([*template_stops, *options.stop])
         first_sampled_at = last_sampled_at = 0.0
         stop_reason = ""  # stays empty when the consumer abandons the stream
         try:

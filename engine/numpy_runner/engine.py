@@ -30,6 +30,7 @@ from engine.errors import ContextOverflowError, EngineError, ModelFormatError
 from engine.numpy_runner.loader import LoadedModel, load_model
 from engine.numpy_runner.threads import ComputeThreads
 from engine.sampling import Sampler
+from engine.streaming import StopMatcher, common_prefix
 from engine.tokenizer import (
     IncrementalDecoder,
     Tokenizer,
@@ -38,46 +39,6 @@ from engine.tokenizer import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of two token lists."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-class StopStrings:
-    """Streams text while holding back a tail that could still become a stop string."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self.stops = [s for s in stops if s]
-        self.pending = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """The text that is safe to emit now, and whether a stop string was reached."""
-        self.pending += text
-        found = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
-        if found:
-            safe, self.pending = self.pending[: min(found)], ""
-            return safe, True
-        keep = 0
-        for stop in self.stops:
-            # the longest proper prefix of `stop` that the pending text ends with
-            for size in range(min(len(stop) - 1, len(self.pending)), keep, -1):
-                if self.pending.endswith(stop[:size]):
-                    keep = size
-                    break
-        cut = len(self.pending) - keep
-        safe, self.pending = self.pending[:cut], self.pending[cut:]
-        return safe, False
-
-    def flush(self) -> str:
-        rest, self.pending = self.pending, ""
-        return rest
 
 
 class NumpyChatEngine(ChatEngine):
@@ -270,7 +231,7 @@ class NumpyChatEngine(ChatEngine):
         tokenizer = self._tokenizer
         end_ids = tokenizer.eot_ids
         decoder = IncrementalDecoder(tokenizer)
-        stops = StopStrings(options.stop)
+        stops = StopMatcher(options.stop)
         history = list(prompt)
         first_sampled_at = last_sampled_at = 0.0
         stop_reason = ""  # stays empty when the consumer abandons the stream

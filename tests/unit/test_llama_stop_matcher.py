@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from engine.llama_cpp import _StopMatcher
+from engine.streaming import StopMatcher
 
 
 def _run(stops: list[str], pieces: list[str]) -> tuple[str, bool]:
-    matcher = _StopMatcher(stops)
+    matcher = StopMatcher(stops)
     out = []
     for piece in pieces:
         text, stopped = matcher.feed(piece)
@@ -25,7 +25,7 @@ def test_stop_split_over_pieces_is_never_emitted() -> None:
 
 
 def test_held_back_prefix_is_released_when_it_is_no_stop() -> None:
-    matcher = _StopMatcher(["\nUser:"])
+    matcher = StopMatcher(["\nUser:"])
     assert matcher.feed("Fine.\n") == ("Fine.", False)  # "\n" might start the stop
     assert matcher.feed("Thanks") == ("\nThanks", False)
 
@@ -35,7 +35,7 @@ def test_earliest_of_several_stops_wins() -> None:
 
 
 def test_without_stops_everything_streams_at_once() -> None:
-    matcher = _StopMatcher([])
+    matcher = StopMatcher([])
     assert matcher.feed("<|") == ("<|", False)
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from engine.base import ChatMessage, EngineConfig, GenerationOptions
 from engine.errors import ContextOverflowError
-from engine.numpy_runner.engine import NumpyChatEngine, StopStrings
+from engine.numpy_runner.engine import NumpyChatEngine
 from engine.registry import create_engine
+from engine.streaming import StopMatcher
 from tests.unit.numpy_models import (
     TinyConfig,
     random_weights,
@@ -125,11 +126,11 @@ def test_info_describes_the_memory_plan(engine: NumpyChatEngine) -> None:
 
 
 def test_stop_strings_hold_back_partial_matches() -> None:
-    stops = StopStrings(["END"])
+    stops = StopMatcher(["END"])
     assert stops.feed("abc E") == ("abc ", False)
     assert stops.feed("N") == ("", False)
     assert stops.feed("Dx") == ("", True)
-    stops = StopStrings(["END"])
+    stops = StopMatcher(["END"])
     assert stops.feed("E") == ("", False)
     assert stops.feed("gg") == ("Egg", False)
     assert stops.flush() == ""
