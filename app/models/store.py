@@ -352,28 +352,31 @@ class ModelStore:
     def _check_staged(
         self, entry: CatalogEntry, staging: Path, cancel: threading.Event | None
     ) -> dict[str, dict[str, Any]]:
-        """Verify every staged file against the catalog; return the manifest's file table."""
+        """Verify every staged file against the catalog; return the manifest's file table.
+
+        Each file is hashed once: the manifest's digests are what the catalog is checked
+        against."""
         for wanted in entry.files:
             if wanted.unpack:
                 (staging / wanted.name).unlink(missing_ok=True)
-                continue
-            path = staging / wanted.name
-            if not path.exists():
+            elif not (staging / wanted.name).exists():
                 raise DownloadError(f"{wanted.name} is missing after download")
-            if wanted.directory:
-                continue
-            if wanted.size and path.stat().st_size != wanted.size:
-                raise ChecksumError(
-                    f"{wanted.name} has {path.stat().st_size} bytes, expected {wanted.size}"
-                )
-            if wanted.sha256 and sha256_of(path, cancel) != wanted.sha256:
-                raise ChecksumError(f"{wanted.name} does not match the catalog's sha256")
         if not (staging / entry.path).exists():
             raise DownloadError(f"{entry.path} is missing after installing {entry.id}")
         files: dict[str, dict[str, Any]] = {}
         for path in sorted(p for p in staging.rglob("*") if p.is_file()):
             rel = path.relative_to(staging).as_posix()
             files[rel] = {"size": path.stat().st_size, "sha256": sha256_of(path, cancel)}
+        for wanted in entry.files:
+            if wanted.unpack or wanted.directory:
+                continue
+            staged = files[wanted.name]
+            if wanted.size and staged["size"] != wanted.size:
+                raise ChecksumError(
+                    f"{wanted.name} has {staged['size']} bytes, expected {wanted.size}"
+                )
+            if wanted.sha256 and staged["sha256"] != wanted.sha256:
+                raise ChecksumError(f"{wanted.name} does not match the catalog's sha256")
         return files
 
     def _move_into_place(self, entry: CatalogEntry, staging: Path) -> None:
