@@ -15,10 +15,6 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def backend_names() -> list[str]:
-    return list(BACKENDS)
-
-
 def is_available(name: str) -> bool:
     """True when the backend's module and its dependencies import."""
     try:

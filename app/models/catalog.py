@@ -112,9 +112,6 @@ class Catalog:
             f"no model {model_id!r} in the catalog; see: hearth models list"
         )
 
-    def find(self, model_id: str) -> CatalogEntry | None:
-        return next((e for e in self.entries if e.id == model_id), None)
-
     def of_kind(self, kind: str) -> list[CatalogEntry]:
         return [e for e in self.entries if e.kind == kind]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 
 from app.errors import HearthError
-from app.models.catalog import Catalog, CatalogEntry, Tier
+from app.models.catalog import Catalog, Tier
 
 FITS, TIGHT, DOES_NOT_FIT = "fits", "tight", "does not fit"
 
@@ -196,7 +196,3 @@ def recommend(
         tts=tier.tts.get(language) or tier.tts["en"],
         reason="; ".join(why),
     )
-
-
-def model_fits(entry: CatalogEntry, memory: MachineMemory) -> str:
-    return fit_label(entry.ram_bytes, memory)
