@@ -80,7 +80,9 @@ def choose_engine(
                if settings.remote.fallback_to_local else ""),
         )
 
-    llama_ok = registry.is_available("llama-cpp")
+    # Only an "auto" choice depends on llama.cpp being importable; asking imports it
+    # (and loads its native library), so a fully named engine and model skip the probe.
+    llama_ok = "auto" in (backend, model) and registry.is_available("llama-cpp")
     reasons: list[str] = []
     entry: CatalogEntry | None = None
     path: Path | None = None
