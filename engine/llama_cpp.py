@@ -36,12 +36,11 @@ from engine.base import (
 )
 from engine.cpu import cpu_info, pin_current_thread
 from engine.errors import (
-    ContextOverflowError,
     EngineError,
     EngineUnavailableError,
     ModelFormatError,
 )
-from engine.streaming import StopMatcher, common_prefix
+from engine.streaming import StopMatcher, common_prefix, reply_budget
 
 try:
     import llama_cpp
@@ -248,12 +247,7 @@ class LlamaCppEngine(ChatEngine):
     ) -> Iterator[str]:
         started = time.perf_counter()
         prompt, template_stops = self._render(messages)
-        if len(prompt) >= self.context_length:
-            raise ContextOverflowError(
-                f"the prompt takes {len(prompt)} tokens; the context holds "
-                f"{self.context_length}"
-            )
-        max_tokens = min(options.max_tokens, self.context_length - len(prompt))
+        max_tokens = reply_budget(len(prompt), self.context_length, options.max_tokens)
         stats = GenerationStats(prompt_tokens=len(prompt), stop_reason="error")
         self._stats = stats
         with self._lock:

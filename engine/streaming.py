@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from engine.errors import ContextOverflowError
+
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the longest common prefix of two token lists (how much of a prompt's
@@ -14,6 +16,17 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
             break
         n += 1
     return n
+
+
+def reply_budget(prompt_tokens: int, context_length: int, max_tokens: int) -> int:
+    """Tokens the reply may take: `max_tokens`, cut to what the context has left.
+
+    Raises `ContextOverflowError` when the prompt alone fills the context."""
+    if prompt_tokens >= context_length:
+        raise ContextOverflowError(
+            f"the prompt takes {prompt_tokens} tokens; the context holds {context_length}"
+        )
+    return min(max_tokens, context_length - prompt_tokens)
 
 
 class StopMatcher:

@@ -26,11 +26,11 @@ from engine.base import (
     GenerationStats,
 )
 from engine.chat_template import render_chat, template_for
-from engine.errors import ContextOverflowError, EngineError, ModelFormatError
+from engine.errors import EngineError, ModelFormatError
 from engine.numpy_runner.loader import LoadedModel, load_model
 from engine.numpy_runner.threads import ComputeThreads
 from engine.sampling import Sampler
-from engine.streaming import StopMatcher, common_prefix
+from engine.streaming import StopMatcher, common_prefix, reply_budget
 from engine.tokenizer import (
     IncrementalDecoder,
     Tokenizer,
@@ -177,12 +177,7 @@ class NumpyChatEngine(ChatEngine):
     ) -> Iterator[str]:
         started = time.perf_counter()
         prompt = self._prompt_tokens(messages)
-        if len(prompt) >= self.context_length:
-            raise ContextOverflowError(
-                f"the prompt takes {len(prompt)} tokens; the context holds "
-                f"{self.context_length}"
-            )
-        max_tokens = min(options.max_tokens, self.context_length - len(prompt))
+        max_tokens = reply_budget(len(prompt), self.context_length, options.max_tokens)
         stats = GenerationStats(prompt_tokens=len(prompt), stop_reason="error")
         self._stats = stats
         with self._lock, self._threads.pinned():
