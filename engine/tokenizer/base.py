@@ -17,7 +17,7 @@ from __future__ import annotations
 import codecs
 import heapq
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import IntEnum
 
 
@@ -140,6 +140,34 @@ class Vocabulary:
         ]
         found.sort(key=lambda item: (-len(item[0].encode("utf-8")), item[1]))
         return found
+
+
+class WordCache:
+    """Token ids of words already encoded, so a word that recurs is merged once.
+
+    Cleared when it reaches `limit` entries: prompts repeat a small set of words, and
+    clearing keeps memory bounded without the bookkeeping of an LRU."""
+
+    def __init__(self, encode_word: Callable[[str], Sequence[int]], limit: int = 65536) -> None:
+        self._encode_word = encode_word
+        self._limit = limit
+        self._ids: dict[str, Sequence[int]] = {}
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._ids
+
+    def encode(self, words: Iterable[str]) -> list[int]:
+        ids: list[int] = []
+        cache = self._ids
+        for word in words:
+            cached = cache.get(word)
+            if cached is None:
+                cached = self._encode_word(word)
+                if len(cache) >= self._limit:
+                    cache.clear()
+                cache[word] = cached
+            ids.extend(cached)
+        return ids
 
 
 def merge_pairs(

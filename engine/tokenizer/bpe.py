@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import regex
 
 from engine.errors import ModelFormatError
-from engine.tokenizer.base import Tokenizer, Vocabulary, merge_pairs
+from engine.tokenizer.base import Tokenizer, Vocabulary, WordCache, merge_pairs
 from engine.tokenizer.unicode_newer import ASSIGNED_AFTER_15_1
 
 # The split patterns of llama.cpp's pre-tokenizers (llama-vocab.cpp). Where llama.cpp
@@ -120,7 +120,6 @@ _CHAR_TO_LATIN1 = {ord(c): chr(b) for c, b in _CHAR_TO_BYTE.items()}
 # Byte value -> its alphabet character, as a list for fast indexing.
 _BYTE_CHARS = [_BYTE_TO_CHAR[b] for b in range(256)]
 
-_WORD_CACHE_LIMIT = 65536
 
 # Characters newer than llama.cpp's Unicode tables, and the unassigned code point
 # they are read as while finding word boundaries.
@@ -152,7 +151,7 @@ class BpeTokenizer(Tokenizer):
         # duplicate merges keeps its rank, as in llama.cpp.
         ranks = range(len(merges) - 1, -1, -1)
         self._ranks: dict[str, int] = dict(zip(reversed(merges), ranks, strict=True))
-        self._word_cache: dict[str, tuple[int, ...]] = {}
+        self._word_cache = WordCache(self._encode_word)
         super().__init__(
             vocab,
             bos_id=bos_id,
@@ -206,17 +205,7 @@ class BpeTokenizer(Tokenizer):
         return pieces
 
     def _encode_fragment(self, text: str, after_special: bool) -> list[int]:
-        ids: list[int] = []
-        cache = self._word_cache
-        for word in self.split_words(text):
-            cached = cache.get(word)
-            if cached is None:
-                cached = self._encode_word(word)
-                if len(cache) >= _WORD_CACHE_LIMIT:
-                    cache.clear()
-                cache[word] = cached
-            ids.extend(cached)
-        return ids
+        return self._word_cache.encode(self.split_words(text))
 
     def _encode_word(self, word: str) -> tuple[int, ...]:
         mapped = "".join(_BYTE_CHARS[b] for b in word.encode("utf-8"))

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import re
 
-from engine.tokenizer.base import Tokenizer, Vocabulary, merge_pairs
+from engine.tokenizer.base import Tokenizer, Vocabulary, WordCache, merge_pairs
 
 SPACE = "▁"
 _WORD_START = re.compile(f"(?<=[^{SPACE}])(?={SPACE})")
 _INNER_SPACE = re.compile(f"[^{SPACE}]{SPACE}")
-_WORD_CACHE_LIMIT = 65536
 
 
 class SpmTokenizer(Tokenizer):
@@ -38,7 +37,7 @@ class SpmTokenizer(Tokenizer):
         add_space_prefix: bool = True,
     ) -> None:
         self._words_are_independent = not any(_INNER_SPACE.search(t) for t in vocab.texts)
-        self._word_cache: dict[str, list[int]] = {}
+        self._word_cache = WordCache(self._merge)
         self._byte_ids: list[int | None] = [
             vocab.ids.get(f"<0x{b:02X}>", vocab.ids.get(chr(b)) if b < 0x80 else None)
             for b in range(256)
@@ -61,17 +60,7 @@ class SpmTokenizer(Tokenizer):
         text = text.replace(" ", SPACE)
         if not self._words_are_independent:
             return self._merge(text)
-        ids: list[int] = []
-        cache = self._word_cache
-        for word in _WORD_START.split(text):
-            cached = cache.get(word)
-            if cached is None:
-                cached = self._merge(word)
-                if len(cache) >= _WORD_CACHE_LIMIT:
-                    cache.clear()
-                cache[word] = cached
-            ids.extend(cached)
-        return ids
+        return self._word_cache.encode(_WORD_START.split(text))
 
     def _merge(self, text: str) -> list[int]:
         token_ids = self.vocab.ids
