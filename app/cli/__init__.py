@@ -240,8 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "(see: hearth models recommend)", file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:
-        print(f"hearth: {args.command} is not available yet ({exc.name} is missing)",
-              file=sys.stderr)
+        print(f"hearth: {args.command} needs the Python package {exc.name!r}, which is not "
+              "installed (make run installs everything)", file=sys.stderr)
         return 1
 
 
