@@ -4,7 +4,9 @@ Devices are chosen by part of their name (stable across reboots) or by index (no
 stable), '' meaning the system default. The microphone captures at the device's
 native rate and is resampled to 16 kHz mono with soxr on the reading thread; its
 PortAudio callback only copies blocks into a bounded queue, so a slow consumer
-costs dropped blocks (counted and logged), never a stalled audio thread.
+costs dropped blocks (counted and logged), never a stalled audio thread. A device
+that vanishes can end the stream or just stop delivering blocks without an error;
+`Microphone.read` raises `AudioDeviceError` in both cases (a stall watchdog).
 
 sounddevice initializes PortAudio when first imported, so it is imported lazily:
 environment such as PULSE_SERVER must be set before the first device is opened.
@@ -36,6 +38,9 @@ NO_INPUT_HINT = (
     "connect a microphone, or pick one with [audio] input_device; "
     "you can still type your questions"
 )
+_FIRST_BLOCK_SECONDS = 5.0
+"""The stall watchdog allows this long for the first block: PulseAudio takes up to ~2 s
+to start a capture stream."""
 
 
 def _sounddevice() -> ModuleType:
@@ -166,7 +171,9 @@ class Microphone(AudioSource):
 
     `set_gate(True)` drops everything captured until `set_gate(False)`: half-duplex
     echo gating while Hearth speaks. `overruns` counts blocks lost because the queue
-    was full or PortAudio reported an input overflow.
+    was full or PortAudio reported an input overflow. `read` raises `AudioDeviceError`
+    when the stream ends by itself or, while running, no block has arrived for
+    `stall_seconds` (the device vanished without PortAudio reporting an error).
     """
 
     def __init__(
@@ -177,8 +184,11 @@ class Microphone(AudioSource):
         capture_rate: int = 0,
         block_ms: int = 30,
         queue_seconds: float = 5.0,
+        stall_seconds: float = 2.0,
     ) -> None:
-        """`capture_rate` 0 means the device's native rate."""
+        """`capture_rate` 0 means the device's native rate. `stall_seconds`: how long a
+        running stream may deliver nothing before `read` reports the device as lost
+        (blocks dropped by the gate or a full queue still count as delivered)."""
         self.device = find_device(device, "input")
         self.sample_rate = sample_rate
         self.capture_rate = capture_rate or int(self.device.default_sample_rate)
@@ -192,6 +202,10 @@ class Microphone(AudioSource):
         self._gate_closed = False
         self._failed: str | None = None
         self._running = False
+        self.stall_seconds = stall_seconds
+        self._last_block_at = 0.0
+        """When PortAudio last delivered a block (monotonic; set by the callback)."""
+        self._first_block = False
         self.overruns = 0
         """Blocks lost: PortAudio input overflows plus blocks dropped on a full queue."""
         self._logged_overruns = 0
@@ -202,6 +216,8 @@ class Microphone(AudioSource):
             return
         sd = _sounddevice()
         self._failed = None
+        self._first_block = False
+        self._last_block_at = time.monotonic()
         try:
             self._stream = sd.InputStream(
                 device=self.device.index,
@@ -224,6 +240,8 @@ class Microphone(AudioSource):
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: copy and queue, nothing else (no resampling, no locks)
+        self._last_block_at = time.monotonic()
+        self._first_block = True
         if status and status.input_overflow:
             self.overruns += 1
         if self._gate_closed:
@@ -245,7 +263,19 @@ class Microphone(AudioSource):
 
     def _on_finished(self) -> None:
         if self._running:
-            self._failed = f"microphone {self.device.name!r} stopped unexpectedly"
+            self._failed = (f"microphone {self.device.name!r} stopped unexpectedly "
+                            "(disconnected, or the sound server went away)")
+
+    def _check_stall(self) -> None:
+        """Mark the microphone failed when a running stream has gone quiet too long."""
+        if not self._running or self._failed:
+            return
+        limit = self.stall_seconds if self._first_block else max(self.stall_seconds,
+                                                                 _FIRST_BLOCK_SECONDS)
+        silent = time.monotonic() - self._last_block_at
+        if silent > limit:
+            self._failed = (f"microphone {self.device.name!r} delivered no audio for "
+                            f"{silent:.1f} s (disconnected?)")
 
     def read(self, timeout: float | None = None) -> AudioChunk | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -259,6 +289,9 @@ class Microphone(AudioSource):
             except queue.Empty:
                 if not self._running:
                     return None
+                self._check_stall()
+                if self._failed:
+                    raise AudioDeviceError(self._failed) from None
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 continue
