@@ -16,7 +16,15 @@ from typing import Any
 from app.assistant.pipeline import Assistant
 from app.config import Settings
 from app.errors import HearthError
-from app.events import ErrorEvent, Event, FinalTranscript, ReplyFinished, ReplyToken, TurnMetrics
+from app.events import (
+    ErrorEvent,
+    Event,
+    FinalTranscript,
+    Notice,
+    ReplyFinished,
+    ReplyToken,
+    TurnMetrics,
+)
 from app.history import History
 from engine.base import ChatEngine
 from speech.stt import SpeechRecognizer
@@ -46,12 +54,14 @@ def run_file_turn(
     history: History | None = None,
     model_id: str = "",
     on_token: Callable[[str], None] | None = None,
+    on_notice: Callable[[Notice], None] | None = None,
     timeout_seconds: float = 300.0,
 ) -> dict[str, Any]:
     """Ask once, from `wav` (recognized with `recognizer`) or `text`; the result dict.
 
     With a `synthesizer` the reply is spoken into a WAV sink (saved to `out` when
-    given), which is what `first_audio_ms` measures. `on_token` sees each reply piece.
+    given), which is what `first_audio_ms` measures. `on_token` sees each reply piece,
+    `on_notice` each `Notice` (say, that the turn could not be saved to the history).
     """
     if (wav is None) == (text is None):
         raise ValueError("ask from exactly one of wav or text")
@@ -66,6 +76,8 @@ def run_file_turn(
         events.append(event)
         if isinstance(event, ReplyToken) and on_token is not None:
             on_token(event.text)
+        if isinstance(event, Notice) and on_notice is not None:
+            on_notice(event)
         if isinstance(event, TurnMetrics | ErrorEvent):
             done.set()
         if isinstance(event, FinalTranscript) and not event.text:

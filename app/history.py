@@ -5,11 +5,20 @@ ends, each in its own committed transaction, in WAL mode with full sync: killing
 the process or cutting the power loses at most the turn in progress, which stays
 readable with `complete = 0`. Storage is off when `settings.history.enabled` is
 false (`History.open` then returns None and nothing is written anywhere).
+
+A full disk is said as such: SQLite reports it as "database or disk is full", or, when
+the WAL index cannot grow, as a bare "disk I/O error"; either, on a disk with almost
+no space left, becomes a `HistoryError` that says the disk is full. A failed write is
+rolled back, so a turn is stored whole or not at all (its question, saved first, may
+stay without its reply, as after a crash).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -81,6 +90,31 @@ class TurnRecord:
                    tokens_per_second=metrics.tokens_per_second)
 
 
+_LOW_SPACE_BYTES = 1 << 20
+"""An I/O error with less free space than this on the disk is taken for a full disk."""
+_FULL_ERRORS = frozenset({"SQLITE_FULL"})
+_IO_ERRORS = ("SQLITE_IOERR", "SQLITE_CANTOPEN")
+"""SQLite result codes (and their extended forms) that a full disk can show up as."""
+
+
+def _disk_full_message(path: Path, exc: sqlite3.Error | OSError) -> str | None:
+    """The error to give when `exc`, raised writing `path`, is a full disk; else None."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+    if isinstance(exc, OSError):
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    else:
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        full = name in _FULL_ERRORS or (name.startswith(_IO_ERRORS) and free < _LOW_SPACE_BYTES)
+    if not full:
+        return None
+    return (f"disk full: could not save the conversation to {path} "
+            f"({free / 1e6:.1f} MB free); free some space or switch history off "
+            "([history] enabled = false)")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -91,9 +125,11 @@ class History:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        db: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db = db = sqlite3.connect(self.path, check_same_thread=False,
+                                            isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed turn survives a power cut, not just a process crash
@@ -102,7 +138,11 @@ class History:
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as exc:
-            raise HistoryError(f"cannot open the history database {self.path}: {exc}") from None
+            if db is not None:
+                db.close()
+            raise HistoryError(_disk_full_message(self.path, exc)
+                               or f"cannot open the history database {self.path}: {exc}"
+                               ) from None
 
     @classmethod
     def open(cls, settings: Settings) -> History | None:
@@ -116,7 +156,13 @@ class History:
             try:
                 return self._db.execute(sql, params)
             except sqlite3.Error as exc:
-                raise HistoryError(f"cannot write the history database {self.path}: "
+                # autocommit: SQLite has undone the statement, unless an I/O error left
+                # the transaction open; then it is rolled back here
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.rollback()
+                raise HistoryError(_disk_full_message(self.path, exc)
+                                   or f"cannot write the history database {self.path}: "
                                    f"{exc}") from None
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:

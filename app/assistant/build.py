@@ -2,8 +2,9 @@
 supervisor uses to rebuild a stage that failed.
 
 A stage that cannot be built degrades instead of stopping Hearth: no microphone (or
-no recognizer) means typed questions, no speaker or voice means text-only replies;
-the assistant tells the user once. Only the chat engine is required.
+no recognizer) means typed questions, no speaker or voice means text-only replies,
+no history database (a full disk) means unsaved turns; the assistant tells the user
+once. Only the chat engine is required.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from app.assistant.pipeline import Assistant
 from app.config import Settings, replace
 from app.engine_setup import EngineChoice, build_engine
-from app.errors import HearthError
+from app.errors import HearthError, HistoryError
 from app.history import History
 from app.speech_setup import (
     build_recognizer,
@@ -88,10 +89,16 @@ def build_assistant(
     synthesizer = _optional("voice", factories["synthesizer"]) if want_voice else None
     speaker = (_optional("speaker", factories["speaker"])
                if want_voice and synthesizer is not None else None)
+    unsaved = ""
     if history is True:
-        history = History.open(settings)
+        try:
+            history = History.open(settings)
+        except HistoryError as exc:  # e.g. a full disk: answer anyway, unsaved
+            history, unsaved = None, str(exc)
     assistant = Assistant(
         settings, engine=engine, recognizer=recognizer, synthesizer=synthesizer,
         microphone=microphone, speaker=speaker, history=history or None, wake=wake,
         factories=factories)
+    if unsaved:
+        assistant.history_failed(unsaved)
     return assistant, choice

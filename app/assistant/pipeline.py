@@ -41,6 +41,7 @@ from app.assistant import beeps
 from app.assistant.state import StateMachine
 from app.config import Settings
 from app.engine_setup import generation_defaults
+from app.errors import HistoryError
 from app.events import (
     AudioLevel,
     ErrorEvent,
@@ -217,6 +218,8 @@ class Assistant:
         self._threads: list[threading.Thread] = []
         self._dispatcher: threading.Thread | None = None
         self._told: set[str] = set()
+        self._history_failing = False
+        """The last history write failed (and the user was told)."""
         self._speech_out = speaker is not None and synthesizer is not None and settings.tts.enabled
         self._flush_mic = threading.Event()
         # listen-thread state (only that thread touches these)
@@ -418,8 +421,12 @@ class Assistant:
             self._emit(FinalTranscript(text, turn_id=turn.turn_id, timestamp=turn.final_at))
             self._set_state(State.THINKING, turn)
             if self.history is not None:
-                turn.history_id = self.history.start_turn(
-                    user_text=text, trigger=turn.trigger, **self._model_ids())
+                try:
+                    turn.history_id = self.history.start_turn(
+                        user_text=text, trigger=turn.trigger, **self._model_ids())
+                    self._history_failing = False
+                except HistoryError as exc:  # the turn goes on; it is just not saved
+                    self.history_failed(str(exc))
         self._reply_q.put(turn)
 
     def _interrupt(self, turn: _Turn, *, replaced: bool = False) -> None:
@@ -507,8 +514,23 @@ class Assistant:
             self.history.finish_turn(turn.history_id, TurnRecord.from_metrics(
                 reply=turn.reply_text, interrupted=interrupted, error=turn.error,
                 metrics=metrics))
+            self._history_failing = False
+        except HistoryError as exc:
+            self.history_failed(str(exc))
         except Exception:  # history must never take the assistant down
             log.exception("could not save turn %d to the history", turn.turn_id)
+            self.history_failed(f"could not save the conversation to {self.history.path}")
+
+    def history_failed(self, text: str) -> None:
+        """Tell the user (a `Notice`) that the conversation is not being saved: once while
+        saving keeps failing, and again after a save has worked in between (say, once the
+        disk was cleared)."""
+        log.info("%s", text)  # info, like `_tell`: the Notice is what the user sees
+        with self._lock:
+            if self._history_failing:
+                return
+            self._history_failing = True
+        self._emit(Notice(text, "history-failed"))
 
     def _model_ids(self) -> dict[str, str]:
         info = self.engine.info()

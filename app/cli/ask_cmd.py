@@ -16,6 +16,7 @@ import sys
 from app.assistant.build import leave_a_core_for_the_voice
 from app.config import Settings, replace
 from app.engine_setup import build_engine
+from app.errors import HistoryError
 from app.file_mode import run_file_turn
 from app.history import History
 from app.speech_setup import build_recognizer, build_synthesizer
@@ -29,6 +30,12 @@ def with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
     return replace(settings, "engine", **changes) if changes else settings
 
 
+def warn(text: str) -> None:
+    """One line on stderr that does not end up inside a reply streamed to stdout."""
+    sys.stdout.flush()
+    print(f"hearth: warning: {text}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_overrides(settings, args)
     speak = args.out is not None or (args.wav is not None and args.json)
@@ -37,8 +44,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     engine, choice = build_engine(settings, args.engine, args.model)
     recognizer = build_recognizer(settings) if args.wav else None
     synthesizer = build_synthesizer(settings) if speak and settings.tts.enabled else None
-    history = History.open(settings)
     stream = not args.json
+    try:
+        history = History.open(settings)
+    except HistoryError as exc:  # e.g. a full disk: answer anyway, and say it is not saved
+        history = None
+        warn(str(exc))
 
     def show(piece: str) -> None:
         sys.stdout.write(piece)
@@ -49,7 +60,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             settings, engine=engine, recognizer=recognizer, synthesizer=synthesizer,
             wav=args.wav, text=args.text, out=args.out, history=history,
             model_id=choice.model_id or (choice.model_path.name if choice.model_path else ""),
-            on_token=show if stream else None)
+            on_token=show if stream else None, on_notice=lambda notice: warn(notice.text))
     finally:
         engine.close()
         if history is not None:

@@ -24,11 +24,15 @@ from pathlib import Path
 
 import pytest
 
+from app.assistant.build import build_assistant
+from app.config import Settings, replace
 from app.errors import DownloadError, HistoryError
+from app.events import ErrorEvent, Notice, ReplyFinished, TurnMetrics
 from app.history import History, TurnRecord
 from app.models.catalog import parse_catalog
 from app.models.store import MANIFEST_NAME, ModelStore
 from app.models.tiers import ADDRESS_SPACE_HEADROOM
+from tests.fakes import EventLog, FakeEngine, Stages, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 HEARTH = [sys.executable, "-m", "app.cli"]
@@ -136,31 +140,58 @@ def test_history_on_a_full_disk_fails_clearly_and_keeps_what_was_saved(
         turn = history.start_turn(user_text=f"question {i}")
         history.finish_turn(turn, TurnRecord(reply=f"answer {i}"))
     filler = _fill(small_disk)
+    question, answer = "a long question " * 200, "a long answer " * 400
     with pytest.raises(HistoryError) as caught:
         for _ in range(200):  # until the WAL cannot grow
-            turn = history.start_turn(user_text="a long question " * 200)
-            history.finish_turn(turn, TurnRecord(reply="a long answer " * 400))
-    assert "full" in str(caught.value) and "\n" not in str(caught.value)
+            turn = history.start_turn(user_text=question)
+            history.finish_turn(turn, TurnRecord(reply=answer))
+    message = str(caught.value)
+    assert message.startswith(f"disk full: could not save the conversation to {path} (")
+    assert "MB free" in message and "\n" not in message
     history.close()
     filler.unlink()
-    # Every committed turn is there and complete; the failed write left nothing behind.
+    # Every committed turn is there and whole; the failed write was rolled back: no row
+    # holds part of a reply (a question saved before its reply failed stays unanswered,
+    # as after a crash).
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = db.execute("SELECT user_text, reply, complete FROM turns ORDER BY id").fetchall()
-    saved = [r for r in rows if r[0].startswith("question")]
-    assert saved == [(f"question {i}", f"answer {i}", 1) for i in range(3)]
-    assert all(complete == 1 for _q, _a, complete in rows)
+        rows = db.execute("SELECT user_text, reply, complete, finished_at IS NOT NULL "
+                          "FROM turns ORDER BY id").fetchall()
+    assert rows[:3] == [(f"question {i}", f"answer {i}", 1, 1) for i in range(3)]
+    for row in rows[3:]:
+        assert row in ((question, answer, 1, 1), (question, "", 0, 0))
+    assert [r[2] for r in rows[3:-1]] == [1] * (len(rows) - 4)  # only the last may be open
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "waiting for app/history.py: opening a WAL database on a full disk fails with SQLite's "
-    "'disk I/O error' (the -shm file cannot be created); the message should say the disk "
-    "is full (e.g. check shutil.disk_usage when a sqlite3.Error is raised)"))
-def test_hearth_ask_with_history_on_a_full_disk_says_so(small_disk: Path, tmp_path: Path) -> None:
+def test_pipeline_on_a_full_disk_answers_and_says_the_turn_was_not_saved(
+    small_disk: Path,
+) -> None:
+    history = History(small_disk / "history.sqlite3")
+    history.finish_turn(history.start_turn(user_text="before"), TurnRecord(reply="ok"))
+    _fill(small_disk)
+    stages = Stages(engine=FakeEngine(["Fine. " * 300]), synthesizer=None, speaker=None,
+                    microphone=None, history=history)
+    steps = [step for i in range(3)
+             for step in (("text", f"question {i} " * 100), ("wait", TurnMetrics, i + 1))]
+    events = run_pipeline(steps, stages)
+    rows = history.count()
+    history.close()
+    assert not [e for e in events if isinstance(e, ErrorEvent)]
+    replies = [e.text for e in events if isinstance(e, ReplyFinished)]
+    assert replies == ["Fine. " * 300] * 3  # every question was answered
+    notices = [e for e in events if isinstance(e, Notice) and e.code == "history-failed"]
+    assert len(notices) == 1, notices  # told once while saving keeps failing
+    assert notices[0].text.startswith("disk full: could not save the conversation to")
+    assert rows == 1
+
+
+def test_hearth_ask_with_history_on_a_full_disk_answers_and_says_so(
+    small_disk: Path, tmp_path: Path
+) -> None:
     path = small_disk / "history.sqlite3"
     with History(path) as history:
         history.finish_turn(history.start_turn(user_text="before"), TurnRecord(reply="ok"))
-    _fill(small_disk)
+    filler = _fill(small_disk)
     config = tmp_path / "full.toml"
     config.write_text(f'[history]\npath = "{path}"\n', encoding="utf-8")
     proc = subprocess.run(
@@ -170,9 +201,36 @@ def test_hearth_ask_with_history_on_a_full_disk_says_so(small_disk: Path, tmp_pa
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert "Traceback" not in proc.stderr
-    assert "full" in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()  # the answer
+    # opening the WAL index fails as a bare "disk I/O error": it must still say "disk full"
+    assert f"hearth: warning: disk full: could not save the conversation to {path}" \
+        in proc.stderr, proc.stderr
+    filler.unlink()  # reading the database back needs room for its WAL index
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT user_text, reply FROM turns").fetchall() == [("before", "ok")]
+
+
+def test_assistant_starts_on_a_full_disk_and_says_turns_are_not_saved(small_disk: Path) -> None:
+    path = small_disk / "history.sqlite3"
+    with History(path) as history:
+        history.finish_turn(history.start_turn(user_text="before"), TurnRecord(reply="ok"))
+    _fill(small_disk)
+    settings = replace(Settings(), "history", path=str(path))
+    assistant, _ = build_assistant(settings, engine=FakeEngine(["Fine."]), voice_input=False,
+                                   voice_output=False)
+    log = EventLog()
+    assistant.subscribe(log)
+    assistant.start()
+    try:
+        assistant.submit_text("hello")
+        log.wait_count(TurnMetrics)
+    finally:
+        assistant.shutdown()
+    assert assistant.history is None
+    assert [e.text for e in log.of(ReplyFinished)] == ["Fine."]
+    notices = [e for e in log.of(Notice) if e.code == "history-failed"]
+    assert len(notices) == 1 and notices[0].text.startswith("disk full:"), notices
 
 
 PAYLOAD = os.urandom(3 * 2**20)  # 3 MiB: more than the 2 MB disk holds
