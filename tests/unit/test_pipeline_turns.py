@@ -173,6 +173,30 @@ def test_conversation_memory_keeps_system_prompt_and_recent_turns() -> None:
                      ("user", "q3")]
 
 
+def test_conversation_memory_stays_bounded_over_many_turns() -> None:
+    """A kiosk runs for months: the assistant keeps only the turns it can ever send."""
+    from app.assistant.pipeline import Assistant
+    from tests.fakes import EventLog
+
+    replies = [f"Answer {i}." for i in range(30)]
+    assistant = Assistant(fake_settings(assistant={"max_history_turns": 2}),
+                          engine=FakeEngine(replies), recognizer=None, synthesizer=None,
+                          warm_up=False)
+    log = EventLog()
+    assistant.subscribe(log)
+    assistant.start()
+    try:
+        for i in range(30):
+            assistant.submit_text(f"question {i}")
+            log.wait_count(TurnMetrics, i + 1)
+    finally:
+        assistant.shutdown()
+    kept = [(m.role, m.content) for m in assistant._conversation]  # what lives on in memory
+    assert kept == [("user", "question 28"), ("assistant", "Answer 28."),
+                    ("user", "question 29"), ("assistant", "Answer 29.")]
+    assert [m.content for m in assistant.messages[1:]] == [c for _r, c in kept]
+
+
 def test_shutdown_while_speaking_finishes_the_current_sentence() -> None:
     from app.assistant.pipeline import Assistant
     from tests.fakes import EventLog
