@@ -20,7 +20,8 @@ A supervisor wraps each stage's thread: an unexpected exception is logged with i
 traceback, reported as an `ErrorEvent`, the turn it broke is closed, the stage is
 rebuilt (from a factory when one was given) and the assistant returns to IDLE.
 A missing microphone degrades to text input, a failing voice to text-only replies;
-either is told once with a `Notice`.
+either is told once with a `Notice`. A microphone that fails while running is reopened
+with backoff (when a factory is given), and its return is told with a `Notice`.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ _THREAD_OF = {"recognizer": "listen", "wake": "listen"}
 """Stages run on a thread named after another stage."""
 _FAILURE_PAUSE_SECONDS = 0.2
 """Pause before a failed stage's loop restarts, so a permanent fault cannot spin a core."""
+_MIC_RETRY_FIRST_SECONDS = 1.0
+_MIC_RETRY_MAX_SECONDS = 5.0
+"""A lost microphone is reopened at once, then after 1, 2, 4, 5, 5, ... s until it works."""
 
 
 @dataclass(eq=False)
@@ -222,6 +226,8 @@ class Assistant:
         """The last history write failed (and the user was told)."""
         self._speech_out = speaker is not None and synthesizer is not None and settings.tts.enabled
         self._flush_mic = threading.Event()
+        self._mic_started: AudioSource | None = None
+        """The microphone the capture loop need not start (the reopening already did)."""
         # listen-thread state (only that thread touches these)
         self._rec_turn: _Turn | None = None
         self._endpointer: Endpointer | None = None
@@ -612,24 +618,66 @@ class Assistant:
                 self._mute(turn)
             return
         if stage == "microphone":
-            self._emit(ErrorEvent(f"The microphone failed ({reason}).", _ERROR_CODES[stage]))
-            with self._lock:
-                current = self._turn
-            if current is not None and self.state == State.LISTENING:
-                self._interrupt(current)
-            if self._rebuild(stage) is None:
-                broken, self.microphone = self.microphone, None
-                if broken is not None:
-                    with contextlib.suppress(Exception):
-                        broken.close()
-                self._tell("no-microphone", "The microphone stopped working, so Hearth takes "
-                                            "typed questions only.")
+            self._microphone_failed(reason)
             return
         self._emit(ErrorEvent(f"{_STAGE_WORDS[stage]} failed ({reason}); it was restarted, "
                               "please try again.", _ERROR_CODES[stage]))
         if turn is not None:
             self._finish_turn(turn, interrupted=True, error=reason)
         self._rebuild(stage)
+
+    def _microphone_failed(self, reason: str) -> None:
+        """The microphone failed: end the turn it was hearing, go on with typed questions
+        and, with a factory, reopen it (on this, the microphone's thread) until it works."""
+        self._emit(ErrorEvent(f"The microphone failed ({reason}); you can type your "
+                              "questions meanwhile.", _ERROR_CODES["microphone"]))
+        with self._lock:
+            current = self._turn
+            broken, self.microphone = self.microphone, None
+        if current is not None and self.state == State.LISTENING:
+            self._interrupt(current)
+        if broken is not None:
+            with contextlib.suppress(Exception):
+                broken.close()
+        factory = self._factories.get("microphone")
+        if factory is None:
+            self._tell("no-microphone", "The microphone stopped working, so Hearth takes "
+                                        "typed questions only.")
+            return
+        self._reopen_microphone(factory)
+
+    def _reopen_microphone(self, factory: StageFactory) -> None:
+        """Open and start a fresh microphone, retrying with backoff until it works or
+        Hearth shuts down; a `Notice` tells when it is back after failed attempts."""
+        failures = 0
+        delay = 0.0
+        while not self._stopping.wait(delay):
+            fresh: AudioSource | None = None
+            try:
+                fresh = factory()
+                fresh.start()
+            except Exception as exc:
+                if fresh is not None:
+                    with contextlib.suppress(Exception):
+                        fresh.close()
+                failures += 1
+                # one line for the outage, not one per attempt
+                (log.warning if failures == 1 else log.debug)(
+                    "the microphone cannot be opened (%s); trying again every few seconds",
+                    _reason(exc))
+                delay = min(_MIC_RETRY_MAX_SECONDS, max(_MIC_RETRY_FIRST_SECONDS, 2 * delay))
+                continue
+            with self._lock:
+                if self._closing:
+                    fresh.close()
+                    return
+                self._mic_started = fresh
+                self.microphone = fresh
+            log.info("the microphone is open again (after %d failed attempt(s))", failures)
+            if failures:
+                self._emit(Notice("The microphone is back; you can speak again.",
+                                  "microphone-back"))
+            return
 
     def _rebuild(self, stage: str) -> Any:
         """A fresh instance of `stage` from its factory (or the old one, reset); None when
@@ -640,7 +688,7 @@ class Assistant:
             if old is not None and hasattr(old, "reset"):
                 with contextlib.suppress(Exception):
                     old.reset()
-            return old if stage not in ("synthesizer", "speaker", "microphone") else None
+            return old if stage not in ("synthesizer", "speaker") else None
         try:
             fresh = factory()
         except Exception:
@@ -671,7 +719,9 @@ class Assistant:
         mic = self.microphone
         if mic is None:
             return
-        mic.start()
+        if mic is not self._mic_started:
+            mic.start()
+            self._mic_started = mic
         while not self._stopping.is_set():
             chunk = mic.read(timeout=0.1)
             if self._flush_mic.is_set():

@@ -3,9 +3,16 @@ next turn works; a missing microphone or a failing voice degrade, told once."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
+from app.assistant import pipeline
+from app.assistant.pipeline import Assistant
 from app.events import (
     ErrorEvent,
     Notice,
+    PartialTranscript,
     ReplyFinished,
     ReplyToken,
     SpeechStarted,
@@ -13,13 +20,16 @@ from app.events import (
     StateChanged,
     TurnMetrics,
 )
+from speech.errors import AudioDeviceError
 from tests.fakes import (
+    EventLog,
     FakeEngine,
     FakeMicrophone,
     FakeRecognizer,
     FakeSpeaker,
     FakeSynthesizer,
     Stages,
+    fake_settings,
     metrics_of,
     run_pipeline,
 )
@@ -128,3 +138,62 @@ def test_speaker_failure_goes_text_only() -> None:
                            ("wait", TurnMetrics, 2)], stages)
     assert [e.code for e in events if isinstance(e, Notice)] == ["tts-failed"]
     assert len(replies(events)) == 2
+
+
+def test_a_lost_microphone_is_reopened_with_backoff_and_announced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "_MIC_RETRY_FIRST_SECONDS", 0.01)
+    broken, fresh = FakeMicrophone(fail_reads=1), FakeMicrophone()
+    attempts: list[int] = []
+
+    def reopen() -> FakeMicrophone:
+        attempts.append(len(attempts))
+        if len(attempts) < 3:
+            raise AudioDeviceError("no such device")
+        return fresh
+
+    stages = Stages(microphone=broken, recognizer=FakeRecognizer(["hello there"]))
+    log = EventLog()
+    assistant = Assistant(
+        fake_settings(), engine=stages.engine, recognizer=stages.recognizer,
+        synthesizer=stages.synthesizer, microphone=broken, speaker=stages.speaker,
+        factories={"microphone": reopen}, warm_up=False)
+    assistant.subscribe(log)
+    assistant.start()
+    try:
+        log.wait_count(Notice)
+        assert assistant.voice_input and assistant.microphone is fresh
+        assistant.push_to_talk_pressed()
+        fresh.say(0.3)
+        log.wait_for(lambda events: any(isinstance(e, PartialTranscript) for e in events))
+        assistant.push_to_talk_released()
+        log.wait_count(TurnMetrics)
+    finally:
+        assistant.shutdown()
+    assert [e.code for e in log.events if isinstance(e, ErrorEvent)] == ["microphone-failed"]
+    assert [e.code for e in log.events if isinstance(e, Notice)] == ["microphone-back"]
+    assert len(attempts) == 3 and fresh.starts == 1
+    assert stages.engine.calls[0][-1].content == "hello there"
+
+
+def test_typed_questions_work_while_the_microphone_is_gone_and_shutdown_stops_retrying(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "_MIC_RETRY_FIRST_SECONDS", 0.01)
+    attempts: list[int] = []
+
+    def reopen() -> FakeMicrophone:
+        attempts.append(len(attempts))
+        raise AudioDeviceError("no such device")
+
+    stages = Stages(microphone=FakeMicrophone(fail_reads=1))
+    events = run_pipeline([("wait", ErrorEvent), ("press",), ("text", "typed"),
+                           ("wait", TurnMetrics)], stages, factories={"microphone": reopen})
+    assert [e.code for e in events if isinstance(e, ErrorEvent)] == ["microphone-failed"]
+    assert [e.code for e in events if isinstance(e, Notice)] == ["no-microphone"]  # the press
+    assert len(metrics_of(events)) == 1
+    tried = len(attempts)
+    assert tried >= 2  # it kept trying while the turn ran
+    time.sleep(0.3)
+    assert len(attempts) == tried  # shut down: no more attempts
