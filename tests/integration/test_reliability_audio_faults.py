@@ -1,9 +1,10 @@
 """The microphone disappearing mid-turn, on a private PulseAudio server.
 
-The PulseAudio null sink that stands in for the microphone is unloaded while the user
-is speaking (push-to-talk held): the turn must end with a clear microphone ErrorEvent,
-Hearth must keep answering (a typed question works), and when the sink is loaded again
-Hearth must pick the microphone up by itself so the next spoken turn works.
+The microphone is lost while the user is speaking (push-to-talk held): the PulseAudio
+null sink that stands in for it is unloaded, or the whole sound server stops. The turn
+must end with a clear microphone ErrorEvent, Hearth must keep answering (a typed
+question works), and when the device is back Hearth must pick the microphone up by
+itself so the next spoken turn works.
 
 Real everything: PortAudio through the ALSA pulse plugin, PocketSphinx, llama.cpp with
 the bundled SmolLM2, the pipeline's supervisor; replies are text-only to stay short.
@@ -22,7 +23,7 @@ import pytest
 from app.assistant.build import build_assistant
 from app.assistant.pipeline import Assistant
 from app.config import Settings, replace
-from app.events import ErrorEvent, Event, FinalTranscript, ReplyFinished
+from app.events import ErrorEvent, Event, FinalTranscript, Notice, ReplyFinished
 from tests.integration.pulse import MIC_SINK, SINK_RATE, PulseServer, pulse_server  # noqa: F401
 
 MODEL = "smollm2-135m-instruct-q4_1"
@@ -87,7 +88,12 @@ def assistant_and_events(
     finally:
         assistant.shutdown()
         # leave the session's server as other tests expect it
-        if MIC_SINK not in _pactl(pulse_server, "list", "short", "sinks"):
+        try:
+            sinks = _pactl(pulse_server, "list", "short", "sinks")
+        except subprocess.CalledProcessError:  # a test stopped the server
+            pulse_server.start()
+            sinks = _pactl(pulse_server, "list", "short", "sinks")
+        if MIC_SINK not in sinks:
             _load_mic(pulse_server)
 
 
@@ -99,27 +105,17 @@ def question_wav(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "waiting for speech/devices.py: when the PulseAudio source vanishes the PortAudio "
-    "stream just stops delivering blocks (no finished callback, no error), so "
-    "Microphone.read never raises AudioDeviceError; it needs a stall watchdog (no block "
-    "for ~2 s while running -> AudioDeviceError). And for app/assistant/pipeline.py: when "
-    "reopening fails the microphone is dropped for good (microphone = None); it should "
-    "retry opening it every few seconds and announce when it is back"))
-def test_microphone_lost_mid_turn_then_back(
-    assistant_and_events: tuple[Assistant, Events],
-    pulse_server: PulseServer,  # noqa: F811
-    question_wav: Path,
-) -> None:
-    assistant, events = assistant_and_events
+def _lose_mid_turn_then_back(assistant: Assistant, events: Events, server: PulseServer,
+                             question_wav: Path, lose: Callable[[], None],
+                             restore: Callable[[], None]) -> None:
     assert assistant.voice_input
     time.sleep(1.0)  # the capture stream is running
 
     # 1. The device disappears while the user speaks.
     assistant.push_to_talk_pressed()
-    player = pulse_server.play_wav_to_mic(question_wav, wait=False)
+    player = server.play_wav_to_mic(question_wav, wait=False)
     time.sleep(0.8)
-    _unload_mic(pulse_server)
+    lose()
     player.wait(30)
     error = events.wait_for(lambda e: isinstance(e, ErrorEvent) and "microphone" in e.code,
                             timeout=20)
@@ -133,7 +129,7 @@ def test_microphone_lost_mid_turn_then_back(
     assert reply.text.strip()
 
     # 3. The device comes back and Hearth picks it up by itself.
-    _load_mic(pulse_server)
+    restore()
     deadline = time.monotonic() + 30
     while not assistant.voice_input and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -142,9 +138,36 @@ def test_microphone_lost_mid_turn_then_back(
     mark = len(events.seen)
     assistant.push_to_talk_pressed()
     time.sleep(0.3)
-    pulse_server.play_wav_to_mic(question_wav, wait=True)
+    server.play_wav_to_mic(question_wav, wait=True)
     time.sleep(0.5)
     assistant.push_to_talk_released()
     heard = events.wait_for(lambda e: isinstance(e, FinalTranscript), timeout=60, after=mark)
     assert heard.text.strip(), "nothing was heard from the returned microphone"
     events.wait_for(lambda e: isinstance(e, ReplyFinished), timeout=180, after=mark)
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "PulseAudio (>= 14) rescues a capture stream whose source is unloaded: it moves it to "
+    "the fallback source (here hearth_speaker.monitor, which also receives the moved "
+    "paplay stream), so blocks keep flowing and PortAudio reports nothing; Hearth cannot "
+    "see the loss without asking the sound server which source it records from"))
+def test_microphone_lost_mid_turn_then_back(
+    assistant_and_events: tuple[Assistant, Events],
+    pulse_server: PulseServer,  # noqa: F811
+    question_wav: Path,
+) -> None:
+    assistant, events = assistant_and_events
+    _lose_mid_turn_then_back(assistant, events, pulse_server, question_wav,
+                             lambda: _unload_mic(pulse_server), lambda: _load_mic(pulse_server))
+
+
+def test_sound_server_lost_mid_turn_then_back(
+    assistant_and_events: tuple[Assistant, Events],
+    pulse_server: PulseServer,  # noqa: F811
+    question_wav: Path,
+) -> None:
+    """The whole sound server goes away (PortAudio ends the stream) and comes back."""
+    assistant, events = assistant_and_events
+    _lose_mid_turn_then_back(assistant, events, pulse_server, question_wav,
+                             pulse_server.stop, pulse_server.start)
+    assert any(isinstance(e, Notice) and e.code == "microphone-back" for e in events.seen)
