@@ -1,6 +1,6 @@
 """Engine benchmark: the numpy runner in each memory mode against llama-cpp-python.
 
-Run: `hearth bench engine [--model PATH] [--tokens 128] [--modes cache,mmap,auto,stream]`
+Run: `hearth bench engine [--model PATH] [--tokens 128] [--modes cache,mmap,auto,stream,reference]`
 or `python -m bench.engine ...`. Every run reads the same model file, the same prompt
 token ids (tokenized once here) and decodes the same number of new tokens greedily.
 Each run happens in a fresh subprocess so that its peak RSS is its own. Prints a
@@ -28,7 +28,9 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODES = ("cache", "mmap", "auto", "stream")
+DEFAULT_MODES = ("cache", "mmap", "auto", "stream", "reference")
+REFERENCE = "reference"
+"""engine.numpy_runner.replica: llama.cpp's arithmetic reproduced (slow; Q8_0/Q4_1 only)."""
 LLAMA = "llama-cpp"
 PROMPT_MESSAGES = [
     ("system", "You are Hearth, a helpful voice assistant running offline on this computer. "
@@ -73,13 +75,20 @@ def _run_numpy(model: Path, mode: str, prompt: list[int], tokens: int,
     from threadpoolctl import threadpool_limits
 
     from engine.numpy_runner.loader import load_model
+    from engine.numpy_runner.replica import load_replica
 
     with threadpool_limits(threads, user_api="blas"):
         started = time.perf_counter()
-        transformer = load_model(model, mode=mode, context_length=CONTEXT, batch=256).transformer
+        if mode == REFERENCE:
+            transformer: Any = load_replica(str(model), context_length=CONTEXT)
+        else:
+            transformer = load_model(model, mode=mode, context_length=CONTEXT,
+                                     batch=256).transformer
         loaded = time.perf_counter()
         rss_loaded = _rss_now()
         logits = transformer.forward_batch(prompt, 0)
+        if mode == REFERENCE:
+            logits = logits[-1]  # the reference mode returns every position's logits
         prompt_done = time.perf_counter()
         token = int(logits.argmax())
         first = time.perf_counter()

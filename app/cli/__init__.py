@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = bsub.add_parser("engine", help="numpy runner modes vs llama-cpp-python on one model file")
     b.add_argument("--model", type=Path, metavar="PATH", help="GGUF file (default: bundled Q8_0)")
     b.add_argument("--tokens", type=int, default=128, help="new tokens per run")
-    b.add_argument("--modes", default="cache,mmap,auto,stream", help="numpy memory modes to run")
+    b.add_argument("--modes", default="cache,mmap,auto,stream,reference",
+                   help="numpy memory modes to run (reference: llama.cpp's arithmetic, slow)")
     b = bsub.add_parser("llama", help="llama-cpp-python through Hearth vs called directly, "
                                       "and the prompt cache's effect on time to first token")
     b.add_argument("--model", type=Path, metavar="PATH", help="GGUF file (default: bundled)")
