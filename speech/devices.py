@@ -6,7 +6,9 @@ native rate and is resampled to 16 kHz mono with soxr on the reading thread; its
 PortAudio callback only copies blocks into a bounded queue, so a slow consumer
 costs dropped blocks (counted and logged), never a stalled audio thread. A device
 that vanishes can end the stream or just stop delivering blocks without an error;
-`Microphone.read` raises `AudioDeviceError` in both cases (a stall watchdog).
+`Microphone.read` raises `AudioDeviceError` in both cases (a stall watchdog). A device
+that goes away while something else keeps feeding the stream (PulseAudio moving it to
+another source) is caught by an optional presence check the watchdog runs.
 
 sounddevice initializes PortAudio when first imported, so it is imported lazily:
 environment such as PULSE_SERVER must be set before the first device is opened.
@@ -41,6 +43,8 @@ NO_INPUT_HINT = (
 _FIRST_BLOCK_SECONDS = 5.0
 """The stall watchdog allows this long for the first block: PulseAudio takes up to ~2 s
 to start a capture stream."""
+_PRESENCE_CHECK_SECONDS = 1.5
+"""How often the watchdog runs the microphone's presence check (it may start a process)."""
 
 
 def _sounddevice() -> ModuleType:
@@ -172,24 +176,30 @@ class Microphone(AudioSource):
     `set_gate(True)` drops everything captured until `set_gate(False)`: half-duplex
     echo gating while Hearth speaks. `overruns` counts blocks lost because the queue
     was full or PortAudio reported an input overflow. `read` raises `AudioDeviceError`
-    when the stream ends by itself or, while running, no block has arrived for
-    `stall_seconds` (the device vanished without PortAudio reporting an error).
+    when the stream ends by itself, when, while running, no block has arrived for
+    `stall_seconds` (the device vanished without PortAudio reporting an error), or when
+    `device_present` says the device is gone.
     """
 
     def __init__(
         self,
-        device: str | int = "",
+        device: str | int | DeviceInfo = "",
         *,
         sample_rate: int = 16000,
         capture_rate: int = 0,
         block_ms: int = 30,
         queue_seconds: float = 5.0,
         stall_seconds: float = 2.0,
+        device_present: Callable[[], bool] | None = None,
     ) -> None:
-        """`capture_rate` 0 means the device's native rate. `stall_seconds`: how long a
-        running stream may deliver nothing before `read` reports the device as lost
-        (blocks dropped by the gate or a full queue still count as delivered)."""
-        self.device = find_device(device, "input")
+        """`device`: a spec for `find_device`, or a device it found. `capture_rate` 0
+        means the device's native rate. `stall_seconds`: how long a running stream may
+        deliver nothing before `read` reports the device as lost (blocks dropped by the
+        gate or a full queue still count as delivered). `device_present`: asked every
+        ~1.5 s from the reading thread while running, False meaning the device is gone
+        (e.g. `speech.pulse_sources.pinned_source_check`)."""
+        self.device = device if isinstance(device, DeviceInfo) else find_device(device,
+                                                                                "input")
         self.sample_rate = sample_rate
         self.capture_rate = capture_rate or int(self.device.default_sample_rate)
         self.block_ms = block_ms
@@ -206,6 +216,8 @@ class Microphone(AudioSource):
         self._last_block_at = 0.0
         """When PortAudio last delivered a block (monotonic; set by the callback)."""
         self._first_block = False
+        self.device_present = device_present
+        self._presence_checked_at = 0.0
         self.overruns = 0
         """Blocks lost: PortAudio input overflows plus blocks dropped on a full queue."""
         self._logged_overruns = 0
@@ -217,7 +229,7 @@ class Microphone(AudioSource):
         sd = _sounddevice()
         self._failed = None
         self._first_block = False
-        self._last_block_at = time.monotonic()
+        self._last_block_at = self._presence_checked_at = time.monotonic()
         try:
             self._stream = sd.InputStream(
                 device=self.device.index,
@@ -277,9 +289,22 @@ class Microphone(AudioSource):
             self._failed = (f"microphone {self.device.name!r} delivered no audio for "
                             f"{silent:.1f} s (disconnected?)")
 
+    def _check_presence(self) -> None:
+        """Mark the microphone failed when its presence check says it is gone; run from
+        the reading thread (never the PortAudio callback), at most every ~1.5 s."""
+        if self.device_present is None or not self._running or self._failed:
+            return
+        now = time.monotonic()
+        if now - self._presence_checked_at < _PRESENCE_CHECK_SECONDS:
+            return
+        self._presence_checked_at = now
+        if not self.device_present():
+            self._failed = f"the microphone {self.device.name!r} disappeared"
+
     def read(self, timeout: float | None = None) -> AudioChunk | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            self._check_presence()
             if self._failed:
                 raise AudioDeviceError(self._failed)
             wait = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))

@@ -110,3 +110,51 @@ def test_stopping_is_not_a_failure(streams: list[FakeInputStream]) -> None:
     mic.stop()
     streams[0].finished_callback()
     assert mic.read(timeout=0.3) is None
+
+
+def test_a_device_reported_gone_raises_while_blocks_still_flow(
+    streams: list[FakeInputStream], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PulseAudio moves a capture whose source vanished: blocks keep coming, only the
+    presence check tells."""
+    monkeypatch.setattr(speech.devices, "_PRESENCE_CHECK_SECONDS", 0.0)
+    present = [True]
+    asked: list[str] = []
+
+    def device_present() -> bool:
+        asked.append(threading.current_thread().name)
+        return present[0]
+
+    mic = Microphone("usb", device_present=device_present)
+    mic.start()
+    streams[0].deliver()
+    assert asked == []  # neither start() nor the PortAudio callback runs the check
+    assert mic.read(timeout=1.0) is not None
+    assert asked and set(asked) == {threading.current_thread().name}  # the reading thread
+    present[0] = False
+    streams[0].deliver()
+    with pytest.raises(AudioDeviceError, match=r"Fake USB Mic.*disappeared"):
+        mic.read(timeout=1.0)
+    mic.stop()
+
+
+def test_the_presence_check_is_rate_limited_and_idle_when_stopped(
+    streams: list[FakeInputStream], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[float] = []
+
+    def device_present() -> bool:
+        calls.append(1.0)
+        return True
+
+    monkeypatch.setattr(speech.devices, "_PRESENCE_CHECK_SECONDS", 3600.0)
+    mic = Microphone("usb", device_present=device_present)
+    mic.start()
+    for _ in range(20):  # many reads within one interval: no check yet
+        streams[0].deliver()
+        assert mic.read(timeout=1.0) is not None
+    assert calls == []
+    mic.stop()
+    monkeypatch.setattr(speech.devices, "_PRESENCE_CHECK_SECONDS", 0.0)
+    assert mic.read(timeout=0.1) is None  # stopped: nothing to check
+    assert calls == []
