@@ -16,7 +16,8 @@ from app.config import Settings
 from app.errors import CatalogError, ModelNotInstalledError
 from app.models.store import ModelStore
 from speech import registry
-from speech.devices import Microphone, Speaker
+from speech.devices import Microphone, Speaker, find_device
+from speech.pulse_sources import pinned_source_check
 from speech.stt import SpeechRecognizer
 from speech.tts import SpeechSynthesizer
 from speech.vad import Endpointer
@@ -142,9 +143,13 @@ def build_wake_detector(settings: Settings) -> WakeWordDetector | None:
 
 def open_microphone(settings: Settings) -> Microphone:
     """The configured input device (not started yet: call `start()`); raises
-    `AudioDeviceError` with the device list when there is none."""
-    return Microphone(settings.audio.input_device, capture_rate=settings.audio.sample_rate_hz,
-                      block_ms=settings.audio.block_ms)
+    `AudioDeviceError` with the device list when there is none. Recording through
+    PulseAudio from a source pinned with PULSE_SOURCE, the microphone also watches that
+    the source still exists (PulseAudio would quietly record another one instead)."""
+    device = find_device(settings.audio.input_device, "input")
+    return Microphone(device, capture_rate=settings.audio.sample_rate_hz,
+                      block_ms=settings.audio.block_ms,
+                      device_present=pinned_source_check(device.name))
 
 
 def open_speaker(settings: Settings, sample_rate: int = 0) -> Speaker:
