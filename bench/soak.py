@@ -3,10 +3,15 @@
 Drives `--text-turns` typed turns and `--voice-turns` spoken turns (file mode: espeak-ng
 questions fed to the recognizer, Piper speaking the reply into a sink that only counts
 samples) through one `Assistant` with the bundled SmolLM2 on llama.cpp, PocketSphinx,
-Piper and a real history database. After a warm-up it samples this process's RSS, open
-file descriptors and OS threads; at the end it counts the history rows.
+Piper and a real history database (llama.cpp on `--threads` threads, 1 by default).
+It samples this process's RSS, open file descriptors, OS threads and glibc's malloc
+figures (memory handed out vs held free: a leak grows the first, fragmentation the
+second); `--trace-python` adds a tracemalloc comparison of what Python objects grew.
+At the end it counts the history rows.
 
-Pass criteria (printed, and in the JSON): RSS growth after warm-up < 10 %, no growth of
+Growth is measured from the RSS after the `--warm-up` turns (the first turns fill model
+caches and allocator arenas; the baseline is printed when taken) to the RSS after the
+last turn. Pass criteria (printed, and in the JSON): that growth < 10 %, no growth of
 open fds or threads, one history row per turn, no turn ending in an error.
 
 Run: `python -m bench.soak` (defaults: 1000 text + 100 voice turns, 24-token replies)
@@ -17,6 +22,7 @@ bench/results/soak.json and bench/results/soak.md.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -24,6 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import tracemalloc
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +80,36 @@ class CountingSink(AudioSink):
         """Nothing plays in real time."""
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's `struct mallinfo2` (sizes in bytes, summed over every malloc arena)."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):  # not glibc, or glibc < 2.33
+        return None
+    return libc
+
+
+_LIBC = _glibc()
+
+
+def malloc_mb() -> tuple[float | None, float | None]:
+    """(bytes malloc has handed out and not got back, bytes it holds free) in MiB: RSS
+    growth with a growing first figure is memory in use, with the second fragmentation."""
+    if _LIBC is None:
+        return None, None
+    info = _LIBC.mallinfo2()
+    return (round((info.uordblks + info.hblkhd) / 2**20, 1),
+            round(info.fordblks / 2**20, 1))
+
+
 @dataclass
 class Sample:
     turns: int
@@ -80,12 +117,14 @@ class Sample:
     open_fds: int
     os_threads: int
     python_threads: int
+    malloc_in_use_mb: float | None
+    malloc_free_mb: float | None
 
 
 def sample(turns: int) -> Sample:
     proc = psutil.Process()
     return Sample(turns, round(proc.memory_info().rss / 2**20, 1), proc.num_fds(),
-                  proc.num_threads(), threading.active_count())
+                  proc.num_threads(), threading.active_count(), *malloc_mb())
 
 
 class TurnDriver:
@@ -133,9 +172,11 @@ def spoken_questions(directory: Path) -> list[AudioChunk]:
 
 
 def run(text_turns: int, voice_turns: int, max_tokens: int, warm_up: int,
-        every: int, history_turns: int, max_minutes: float = 0.0) -> dict[str, Any]:
+        every: int, history_turns: int, max_minutes: float = 0.0,
+        threads: int = 1, trace_python: bool = False) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="hearth-soak-"))
-    settings = replace(Settings(), "engine", max_tokens=max_tokens, temperature=0.7, seed=7)
+    settings = replace(Settings(), "engine", max_tokens=max_tokens, temperature=0.7, seed=7,
+                       threads=threads)
     settings = replace(settings, "history", path=str(workdir / "history.sqlite3"))
     settings = replace(settings, "assistant", max_history_turns=history_turns)
     settings = replace(settings, "stt", backend="pocketsphinx")
@@ -162,6 +203,7 @@ def run(text_turns: int, voice_turns: int, max_tokens: int, warm_up: int,
             plan.insert(min(len(plan), i * step + step // 2), "voice")
     generated = 0
     after_warm_up: Sample | None = None
+    traced_from: tracemalloc.Snapshot | None = None
     stopped_early = False
     for kind in plan:
         if max_minutes and time.monotonic() - started > 60 * max_minutes:
@@ -178,12 +220,17 @@ def run(text_turns: int, voice_turns: int, max_tokens: int, warm_up: int,
         if turns == warm_up:
             after_warm_up = sample(turns)
             samples.append(after_warm_up)
+            print(f"baseline after {turns} warm-up turns: {after_warm_up}", flush=True)
+            if trace_python:
+                tracemalloc.start()
+                traced_from = tracemalloc.take_snapshot()
         elif turns % every == 0:
             samples.append(sample(turns))
             print(f"{turns} turns, {time.monotonic() - started:.0f} s: {samples[-1]}",
                   flush=True)
     end = sample(turns)
     samples.append(end)
+    python_growth = _python_growth(traced_from) if traced_from is not None else None
     elapsed = time.monotonic() - started
     assistant.shutdown()
     rows = history.count()
@@ -197,6 +244,7 @@ def run(text_turns: int, voice_turns: int, max_tokens: int, warm_up: int,
         "engine": "llama-cpp",
         "max_tokens": max_tokens,
         "max_history_turns": history_turns,
+        "engine_threads": threads,
         "text_turns": text_turns,
         "voice_turns": voice_turns,
         "turns": turns,
@@ -214,7 +262,10 @@ def run(text_turns: int, voice_turns: int, max_tokens: int, warm_up: int,
         "after_warm_up": asdict(baseline),
         "end": asdict(end),
         "rss_growth_after_warm_up": round(growth, 4),
+        "measured": f"from RSS after the first {baseline.turns} turns (warm-up: model "
+                    f"caches and allocator arenas fill) to RSS after the last turn",
         "samples": [asdict(s) for s in samples],
+        "python_growth": python_growth,
         "pass": {
             "rss_growth_under_10_percent": growth < 0.10,
             "no_fd_growth": end.open_fds <= baseline.open_fds,
@@ -223,6 +274,19 @@ def run(text_turns: int, voice_turns: int, max_tokens: int, warm_up: int,
             "one_history_row_per_turn": rows == turns,
             "no_errors": not driver.errors,
         },
+    }
+
+
+def _python_growth(before: tracemalloc.Snapshot, top: int = 10) -> dict[str, Any]:
+    """What Python objects allocated since `before` and still hold: the total, and the
+    source lines holding the most."""
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    stats = after.compare_to(before, "lineno")
+    return {
+        "total_kib": round(sum(stat.size_diff for stat in stats) / 1024, 1),
+        "top": [{"where": str(stat.traceback), "kib": round(stat.size_diff / 1024, 1),
+                 "blocks": stat.count_diff} for stat in stats[:top]],
     }
 
 
@@ -251,7 +315,8 @@ def write_results(result: dict[str, Any]) -> None:
     lines += [
         "",
         f"RSS growth after warm-up: {100 * result['rss_growth_after_warm_up']:.2f} % "
-        f"(limit 10 %). History rows: {result['history_rows']} for {result['turns']} turns. "
+        f"(limit 10 %; {result['measured']}). "
+        f"History rows: {result['history_rows']} for {result['turns']} turns. "
         f"Errors: {result['error_count']}. Generated tokens: {result['generated_tokens']}; "
         f"spoken reply audio: {result['reply_audio_seconds']} s.",
         "",
@@ -281,14 +346,23 @@ def main() -> None:
                         help="stop (and report) after this long; 0 runs every turn")
     parser.add_argument("--history-turns", type=int, default=4,
                         help="earlier turns sent with each question (keeps prompts short)")
+    parser.add_argument("--trace-python", action="store_true",
+                        help="tracemalloc from the warm-up on: which lines' objects grow")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="llama.cpp compute threads (1: kind to a shared machine)")
     args = parser.parse_args()
     offline_environment()  # the soak runs under the same offline guard as hearth itself
     install_network_guard([])
     result = run(args.text_turns, args.voice_turns, args.max_tokens, args.warm_up, args.every,
-                 args.history_turns, args.max_minutes)
+                 args.history_turns, args.max_minutes, args.threads, args.trace_python)
     write_results(result)
-    print(json.dumps({k: result[k] for k in ("turns", "seconds", "history_rows",
-                                             "rss_growth_after_warm_up", "pass")}, indent=2))
+    print(json.dumps({k: result[k] for k in ("turns", "planned_turns", "voice_turns_run",
+                                             "seconds", "history_rows", "error_count",
+                                             "start", "after_warm_up", "end",
+                                             "rss_growth_after_warm_up", "measured", "pass")},
+                     indent=2))
+    if result["python_growth"] is not None:
+        print(json.dumps(result["python_growth"], indent=2))
     print(f"wrote {RESULTS / 'soak.json'} and {RESULTS / 'soak.md'}")
 
 
