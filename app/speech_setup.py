@@ -87,7 +87,8 @@ def build_recognizer(settings: Settings, backend: str | None = None,
     backend, model = choose_recognizer(settings, backend, model)
     path = resolve_model(settings, model)
     log.info("speech recognizer: %s (%s)", backend, path)
-    return registry.create_recognizer(backend, path, grammar=settings.stt.grammar)
+    return registry.create_recognizer(backend, path, grammar=settings.stt.grammar,
+                                      sample_rate=settings.audio.sample_rate_hz)
 
 
 def choose_synthesizer(settings: Settings, backend: str | None = None,
@@ -135,10 +136,12 @@ def build_wake_detector(settings: Settings) -> WakeWordDetector | None:
     if settings.wake.backend == "vosk":
         _, model = choose_recognizer(settings, "vosk")
         return registry.create_wake_detector("vosk", settings.wake.phrase,
-                                             model=resolve_model(settings, model))
+                                             model=resolve_model(settings, model),
+                                             sample_rate=settings.audio.sample_rate_hz)
     return registry.create_wake_detector("pocketsphinx", settings.wake.phrase,
                                          threshold=settings.wake.threshold,
-                                         model=resolve_model(settings, POCKETSPHINX_MODEL))
+                                         model=resolve_model(settings, POCKETSPHINX_MODEL),
+                                         sample_rate=settings.audio.sample_rate_hz)
 
 
 def open_microphone(settings: Settings) -> Microphone:
@@ -147,7 +150,9 @@ def open_microphone(settings: Settings) -> Microphone:
     PulseAudio from a source pinned with PULSE_SOURCE, the microphone also watches that
     the source still exists (PulseAudio would quietly record another one instead)."""
     device = find_device(settings.audio.input_device, "input")
-    return Microphone(device, capture_rate=settings.audio.sample_rate_hz,
+    # captured at the device's native rate (a USB microphone on a Pi often offers only
+    # 44.1 / 48 kHz) and resampled to the rate the recognizers are built for
+    return Microphone(device, sample_rate=settings.audio.sample_rate_hz,
                       block_ms=settings.audio.block_ms,
                       device_present=pinned_source_check(device.name))
 

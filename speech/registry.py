@@ -75,11 +75,12 @@ def create_synthesizer(name: str, voice: str | Path, *,
 
 
 def create_wake_detector(name: str, phrase: str, *, threshold: float = 1e-20,
-                         model: str | Path | None = None) -> WakeWordDetector:
+                         model: str | Path | None = None,
+                         sample_rate: int = 16000) -> WakeWordDetector:
     """'pocketsphinx' (model None = the wheel's) or 'vosk' (model folder required)."""
     cls = _load(WAKE_DETECTORS, "wake-word spotter", name)
     if name == "vosk":
         if model is None:
             raise ValueError("the Vosk wake-word spotter needs a model folder")
-        return cls(model, phrase)
-    return cls(phrase, threshold=threshold, model_dir=model)
+        return cls(model, phrase, sample_rate=sample_rate)
+    return cls(phrase, threshold=threshold, model_dir=model, sample_rate=sample_rate)
