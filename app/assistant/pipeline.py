@@ -105,6 +105,8 @@ _THREAD_OF = {"recognizer": "listen", "wake": "listen"}
 """Stages run on a thread named after another stage."""
 _FAILURE_PAUSE_SECONDS = 0.2
 """Pause before a failed stage's loop restarts, so a permanent fault cannot spin a core."""
+MICROPHONE_BACK = "microphone-back"
+"""Code of the `Notice` sent when a microphone can be used again (or appears)."""
 _MIC_RETRY_FIRST_SECONDS = 1.0
 _MIC_RETRY_MAX_SECONDS = 5.0
 """A lost microphone is reopened at once, then after 1, 2, 4, 5, 5, ... s until it works."""
@@ -278,8 +280,14 @@ class Assistant:
         self._spawn("engine", self._reply_loop)
         self._spawn("synthesizer", self._synth_loop)
         self._spawn("speaker", self._play_loop)
+        factory = self._factories.get("microphone")
         if self.microphone is not None:
             self._spawn("microphone", self._capture_loop)
+        elif factory is not None and self.recognizer is not None:
+            # e.g. a Pi's service started before its USB microphone appeared: keep looking
+            self._tell("no-microphone", "No microphone is available yet; Hearth takes typed "
+                                        "questions and listens as soon as one appears.")
+            self._spawn("microphone", lambda: self._wait_for_microphone(factory))
         else:
             self._tell("no-microphone", "No microphone is available, so Hearth takes typed "
                                         "questions only.")
@@ -648,11 +656,22 @@ class Assistant:
             return
         self._reopen_microphone(factory)
 
-    def _reopen_microphone(self, factory: StageFactory) -> None:
+    def _wait_for_microphone(self, factory: StageFactory) -> None:
+        """There was no microphone at start: open one as soon as it appears (with the
+        wake-word spotter it enables), then capture from it."""
+        if self.microphone is None:  # (a later failure has already reopened it)
+            self._reopen_microphone(factory, failed_already=True)
+            if self.microphone is None:  # shut down while waiting
+                return
+        if self.wake is None and self.settings.wake.enabled:
+            self.wake = self._rebuild("wake")
+        self._capture_loop()
+
+    def _reopen_microphone(self, factory: StageFactory, failed_already: bool = False) -> None:
         """Open and start a fresh microphone, retrying with backoff until it works or
         Hearth shuts down; a `Notice` tells when it is back after failed attempts."""
-        failures = 0
-        delay = 0.0
+        failures = int(failed_already)
+        delay = _MIC_RETRY_FIRST_SECONDS if failed_already else 0.0
         while not self._stopping.wait(delay):
             fresh: AudioSource | None = None
             try:
@@ -678,7 +697,7 @@ class Assistant:
             log.info("the microphone is open again (after %d failed attempt(s))", failures)
             if failures:
                 self._emit(Notice("The microphone is back; you can speak again.",
-                                  "microphone-back"))
+                                  MICROPHONE_BACK))
             return
 
     def _rebuild(self, stage: str) -> Any:

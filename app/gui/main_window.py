@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.assistant.pipeline import MICROPHONE_BACK
 from app.config import Settings, default_config_path
 from app.events import State, TurnMetrics
 from app.gui.banner import ERROR, NOTICE, MessageBanner
@@ -414,6 +415,8 @@ class MainWindow(QMainWindow):
     @Slot(str, str)
     def _on_notice(self, text: str, code: str) -> None:
         self.banner.show_message(text, NOTICE)
+        if code == MICROPHONE_BACK:  # a microphone appeared (or came back): talk again
+            self._set_ready(True, has_microphone=True)
 
     @Slot(str)
     def _on_loading(self, text: str) -> None:

@@ -271,3 +271,12 @@ def test_a_long_history_follows_the_newest_message(make_window, qtbot):
         window.bridge.publish(ReplyToken(" more words", turn_id=2000))
     qtbot.waitUntil(lambda: window.model.rowCount() == 3002, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.view.indexAt(bottom).row() == 3001, timeout=WAIT_MS)
+
+
+def test_a_microphone_that_appears_later_enables_push_to_talk(make_window, qtbot):
+    window, _built = make_window(microphone=False)
+    qtbot.waitUntil(lambda: window.send_button.isEnabled(), timeout=WAIT_MS)
+    assert not window.ptt.isEnabled()
+    window.bridge.notice.emit("The microphone is back; you can speak again.", "microphone-back")
+    qtbot.waitUntil(lambda: window.ptt.isEnabled(), timeout=WAIT_MS)
+    assert "microphone is back" in window.banner.text

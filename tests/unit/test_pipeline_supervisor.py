@@ -197,3 +197,41 @@ def test_typed_questions_work_while_the_microphone_is_gone_and_shutdown_stops_re
     assert tried >= 2  # it kept trying while the turn ran
     time.sleep(0.3)
     assert len(attempts) == tried  # shut down: no more attempts
+
+
+def test_a_microphone_missing_at_start_is_picked_up_when_it_appears(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Pi's service can start before its USB microphone is there."""
+    monkeypatch.setattr(pipeline, "_MIC_RETRY_FIRST_SECONDS", 0.01)
+    fresh = FakeMicrophone()
+    attempts: list[int] = []
+
+    def appear_on_second_try() -> FakeMicrophone:
+        attempts.append(len(attempts))
+        if len(attempts) < 2:
+            raise AudioDeviceError("no input device")
+        return fresh
+
+    stages = Stages(microphone=None, recognizer=FakeRecognizer(["hello there"]))
+    log = EventLog()
+    assistant = Assistant(
+        fake_settings(), engine=stages.engine, recognizer=stages.recognizer,
+        synthesizer=stages.synthesizer, microphone=None, speaker=stages.speaker,
+        factories={"microphone": appear_on_second_try}, warm_up=False)
+    assistant.subscribe(log)
+    assistant.start()
+    try:
+        log.wait_count(Notice, 2)
+        assert assistant.voice_input and assistant.microphone is fresh
+        assistant.push_to_talk_pressed()
+        fresh.say(0.3)
+        log.wait_for(lambda events: any(isinstance(e, PartialTranscript) for e in events))
+        assistant.push_to_talk_released()
+        log.wait_count(TurnMetrics)
+    finally:
+        assistant.shutdown()
+    assert [e.code for e in log.events if isinstance(e, Notice)] == ["no-microphone",
+                                                                    "microphone-back"]
+    assert len(attempts) == 2 and fresh.starts == 1
+    assert stages.engine.calls[0][-1].content == "hello there"
