@@ -4,6 +4,7 @@ next turn works; a missing microphone or a failing voice degrade, told once."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -140,29 +141,37 @@ def test_speaker_failure_goes_text_only() -> None:
     assert len(replies(events)) == 2
 
 
-def test_a_lost_microphone_is_reopened_with_backoff_and_announced(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(pipeline, "_MIC_RETRY_FIRST_SECONDS", 0.01)
-    broken, fresh = FakeMicrophone(fail_reads=1), FakeMicrophone()
+def opener_failing(times: int, fresh: FakeMicrophone) -> tuple[Callable[[], FakeMicrophone],
+                                                                list[int]]:
+    """A microphone factory that raises `times` times, then returns `fresh`; and the list
+    its attempts are counted in."""
     attempts: list[int] = []
 
-    def reopen() -> FakeMicrophone:
+    def open_microphone() -> FakeMicrophone:
         attempts.append(len(attempts))
-        if len(attempts) < 3:
+        if len(attempts) <= times:
             raise AudioDeviceError("no such device")
         return fresh
 
-    stages = Stages(microphone=broken, recognizer=FakeRecognizer(["hello there"]))
+    return open_microphone, attempts
+
+
+def speak_once_the_microphone_is_there(
+    microphone: FakeMicrophone | None, factory: Callable[[], FakeMicrophone],
+    fresh: FakeMicrophone, notices: int,
+) -> tuple[EventLog, Stages]:
+    """Start an assistant on `microphone` (None, or one that fails) with `factory`; once
+    `notices` notices came, say "hello there" into `fresh` with push-to-talk."""
+    stages = Stages(microphone=microphone, recognizer=FakeRecognizer(["hello there"]))
     log = EventLog()
     assistant = Assistant(
         fake_settings(), engine=stages.engine, recognizer=stages.recognizer,
-        synthesizer=stages.synthesizer, microphone=broken, speaker=stages.speaker,
-        factories={"microphone": reopen}, warm_up=False)
+        synthesizer=stages.synthesizer, microphone=microphone, speaker=stages.speaker,
+        factories={"microphone": factory}, warm_up=False)
     assistant.subscribe(log)
     assistant.start()
     try:
-        log.wait_count(Notice)
+        log.wait_count(Notice, notices)
         assert assistant.voice_input and assistant.microphone is fresh
         assistant.push_to_talk_pressed()
         fresh.say(0.3)
@@ -171,6 +180,17 @@ def test_a_lost_microphone_is_reopened_with_backoff_and_announced(
         log.wait_count(TurnMetrics)
     finally:
         assistant.shutdown()
+    return log, stages
+
+
+def test_a_lost_microphone_is_reopened_with_backoff_and_announced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "_MIC_RETRY_FIRST_SECONDS", 0.01)
+    fresh = FakeMicrophone()
+    reopen, attempts = opener_failing(2, fresh)
+    log, stages = speak_once_the_microphone_is_there(FakeMicrophone(fail_reads=1), reopen,
+                                                     fresh, notices=1)
     assert [e.code for e in log.events if isinstance(e, ErrorEvent)] == ["microphone-failed"]
     assert [e.code for e in log.events if isinstance(e, Notice)] == ["microphone-back"]
     assert len(attempts) == 3 and fresh.starts == 1
@@ -205,32 +225,9 @@ def test_a_microphone_missing_at_start_is_picked_up_when_it_appears(
     """A Pi's service can start before its USB microphone is there."""
     monkeypatch.setattr(pipeline, "_MIC_RETRY_FIRST_SECONDS", 0.01)
     fresh = FakeMicrophone()
-    attempts: list[int] = []
-
-    def appear_on_second_try() -> FakeMicrophone:
-        attempts.append(len(attempts))
-        if len(attempts) < 2:
-            raise AudioDeviceError("no input device")
-        return fresh
-
-    stages = Stages(microphone=None, recognizer=FakeRecognizer(["hello there"]))
-    log = EventLog()
-    assistant = Assistant(
-        fake_settings(), engine=stages.engine, recognizer=stages.recognizer,
-        synthesizer=stages.synthesizer, microphone=None, speaker=stages.speaker,
-        factories={"microphone": appear_on_second_try}, warm_up=False)
-    assistant.subscribe(log)
-    assistant.start()
-    try:
-        log.wait_count(Notice, 2)
-        assert assistant.voice_input and assistant.microphone is fresh
-        assistant.push_to_talk_pressed()
-        fresh.say(0.3)
-        log.wait_for(lambda events: any(isinstance(e, PartialTranscript) for e in events))
-        assistant.push_to_talk_released()
-        log.wait_count(TurnMetrics)
-    finally:
-        assistant.shutdown()
+    appear_on_second_try, attempts = opener_failing(1, fresh)
+    log, stages = speak_once_the_microphone_is_there(None, appear_on_second_try, fresh,
+                                                     notices=2)
     assert [e.code for e in log.events if isinstance(e, Notice)] == ["no-microphone",
                                                                     "microphone-back"]
     assert len(attempts) == 2 and fresh.starts == 1
