@@ -87,8 +87,6 @@ def _run_numpy(model: Path, mode: str, prompt: list[int], tokens: int,
         loaded = time.perf_counter()
         rss_loaded = _rss_now()
         logits = transformer.forward_batch(prompt, 0)
-        if mode == REFERENCE:
-            logits = logits[-1]  # the reference mode returns every position's logits
         prompt_done = time.perf_counter()
         token = int(logits.argmax())
         first = time.perf_counter()

@@ -352,10 +352,13 @@ class ReplicaTransformer:
         self.scale = np.float32(1.0) / np.sqrt(np.float32(c.head_dim))
 
     def forward(self, token: int, pos: int) -> np.ndarray:
-        return self.forward_batch([token], pos)[0]
+        return self.forward_batch([token], pos)
 
-    def forward_batch(self, tokens: Sequence[int], start_pos: int) -> np.ndarray:
-        """Logits (len(tokens), vocab) for every position of the batch."""
+    def forward_batch(
+        self, tokens: Sequence[int], start_pos: int, all_logits: bool = False
+    ) -> np.ndarray:
+        """Like `Transformer.forward_batch`: the logits after the last token (vocab,), or
+        with `all_logits` those of every position (len(tokens), vocab)."""
         c = self.config
         n = len(tokens)
         end = start_pos + n
@@ -397,7 +400,9 @@ class ReplicaTransformer:
             up = layer.w3.matmul(xb)
             silu = gate / (np.float32(1.0) + ggml_expf(np.float32(0.0) - gate))
             x = x + layer.w2.matmul(silu * up)
-        return self.classifier.matmul(ggml_rmsnorm(x, self.rms_final, c.norm_eps))
+        rows = x if all_logits else x[-1:]  # rows are independent: the same values
+        logits = self.classifier.matmul(ggml_rmsnorm(rows, self.rms_final, c.norm_eps))
+        return logits if all_logits else logits[0]
 
 
 def load_replica(path: str, context_length: int = 512) -> ReplicaTransformer:

@@ -118,7 +118,7 @@ def test_reference_mode_reproduces_llama_cpp_bit_for_bit(model_file: Path) -> No
     for text in PROMPTS:
         prompt = llm.tokenize(text.encode(), add_bos=True, special=True)
         ref_prompt, ref_rows = llama_greedy_rows(llm, prompt)
-        mine = replica.forward_batch(prompt, 0)
+        mine = replica.forward_batch(prompt, 0, all_logits=True)
         assert np.array_equal(mine, ref_prompt), (
             f"{text[-40:]!r}: prompt logits differ by up to {np.abs(mine - ref_prompt).max()}")
         prompt_rows += len(prompt)
