@@ -66,7 +66,7 @@ $(STAMPS)/deb-test: Makefile | $(STAMPS)
 # from source the first time (about 5 minutes on 2 cores); pip caches the wheel after that.
 $(STAMPS)/venv-$(DEPS_HASH): pyproject.toml | $(STAMPS)
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -e '.[gui,llama,server,vosk,sphinx,piper,gpio]'
+	CMAKE_ARGS="-DGGML_RPC=ON" $(PIP) install -q -e '.[gui,llama,server,vosk,sphinx,piper,gpio,whisper,wake,skills]'
 	rm -f $(STAMPS)/venv-[0-9a-f]*
 	touch $@
 
