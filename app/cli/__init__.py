@@ -48,17 +48,38 @@ def _add_generation_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help="random seed for reproducible replies")
 
 
+def _add_global_options(parser: argparse.ArgumentParser, *, below_top: bool = False) -> None:
+    """`--config`, `-v`, `-q`. Every command takes them before or after its name (the
+    systemd unit runs `hearth headless --config FILE`); below the top level their
+    defaults are suppressed, so an option given before the name is not reset after it."""
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if below_top else value
+
+    parser.add_argument("--config", type=Path, metavar="FILE", default=default(None),
+                        help="config file (default: hearth config path)")
+    parser.add_argument("-v", "--verbose", action="count", default=default(0),
+                        help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                        help="only errors")
+
+
+def _command_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command's and action's parser below `parser`."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                found += [child, *_command_parsers(child)]
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hearth",
         description="Hearth: an offline voice assistant. Nothing you say leaves this machine.",
     )
     parser.add_argument("--version", action="version", version=f"hearth {__version__}")
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="config file (default: hearth config path)")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sub.add_parser("start", help="the GUI when a display is available, else the terminal loop "
@@ -155,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     bsub.add_parser("speech", help="real-time factor of recognizers and voices")
     b = bsub.add_parser("latency", help="full turns from WAV questions: median and p90 timings")
     b.add_argument("--turns", type=int, default=10)
+    # last, so that every command above gets them
+    for command_parser in _command_parsers(parser):
+        _add_global_options(command_parser, below_top=True)
     return parser
 
 
