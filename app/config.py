@@ -220,16 +220,37 @@ class SttSettings:
 
 @dataclass(frozen=True)
 class WakeSettings:
-    enabled: bool = _doc("Listen for the wake phrase", default=False)
-    backend: str = _doc("Spotter: 'pocketsphinx' or 'vosk'", _one_of("pocketsphinx", "vosk"),
-                        default="pocketsphinx")
-    phrase: str = _doc("The wake phrase (words in the recognizer's dictionary)",
-                       lambda v: None if v.strip() else "a non-empty phrase", default="hey hearth")
+    enabled: bool = _doc(
+        "Also listen for the wake phrase when [assistant] trigger is not 'wake-word' (with "
+        "'wake-word' it is always on)",
+        default=False,
+    )
+    backend: str = _doc(
+        "Spotter: 'auto' (microWakeWord for its bundled phrases, PocketSphinx for other "
+        "English phrases, Vosk for Chinese), 'micro', 'pocketsphinx' or 'vosk'",
+        _one_of("auto", "micro", "pocketsphinx", "vosk"),
+        default="auto",
+    )
+    phrase: str = _doc(
+        "The wake phrase: 'okay nabu', 'hey jarvis', 'hey mycroft' or 'alexa' (microWakeWord "
+        "models), or any words in the recognizer's dictionary (PocketSphinx / Vosk)",
+        lambda v: None if v.strip() else "a non-empty phrase", default="okay nabu")
     threshold: float = _doc(
         "PocketSphinx keyphrase threshold; larger numbers (e.g. 1e-10) mean fewer false alarms, "
         "smaller (1e-40) mean fewer misses",
         lambda v: None if 0 < v < 1 else "a number between 0 and 1 (e.g. 1e-20)",
         default=1e-20,
+    )
+    probability_cutoff: float = _doc(
+        "microWakeWord: a detection needs a smoothed probability above this; 0 means the "
+        "model's own cutoff (0.85 for okay nabu)",
+        _between(0.0, 0.999),
+        default=0.0,
+    )
+    stop_phrase: str = _doc(
+        "Said while Hearth speaks, this word stops it (spotted with PocketSphinx on the "
+        "echo-cancelled microphone); '' for none",
+        default="stop",
     )
 
 
@@ -249,8 +270,10 @@ class TtsSettings:
 @dataclass(frozen=True)
 class AssistantSettings:
     trigger: str = _doc(
-        "What starts a turn in headless mode: 'push-to-talk', 'wake-word' or 'hands-free' (VAD)",
-        _one_of("push-to-talk", "wake-word", "hands-free"),
+        "What starts a turn in headless mode: 'push-to-talk' (a key in the terminal, and the "
+        "GPIO button when gpio.button_pin is set), 'button' (the GPIO button only), "
+        "'wake-word' or 'hands-free' (speech detected by the VAD)",
+        _one_of("push-to-talk", "button", "wake-word", "hands-free"),
         default="push-to-talk",
     )
     push_to_talk_key: str = _doc("Keyboard key for push-to-talk in a terminal", default="space")
@@ -412,7 +435,34 @@ def settings_from_dict(data: dict[str, Any], source: str = "(settings)") -> Sett
                 raise ConfigError(f"{where} = {raw!r} is not allowed; expected {problem}")
             kwargs[key] = coerced
         built[name] = section_cls(**kwargs)
-    return Settings(**built, source=source)
+    return _check_trigger(Settings(**built, source=source))
+
+
+def _check_trigger(settings: Settings) -> Settings:
+    """One setting, [assistant] trigger, selects how a turn starts: 'wake-word' turns the
+    wake word on; a combination that cannot work is a `ConfigError` naming the keys."""
+    source, trigger, wake = settings.source, settings.assistant.trigger, settings.wake
+    if trigger == "button" and settings.gpio.button_pin < 0:
+        raise ConfigError(f"{source}: assistant.trigger = 'button' needs gpio.button_pin "
+                          "(the BCM pin the button is on)")
+    if trigger == "wake-word":  # (wake.enabled is for the wake word besides another trigger)
+        wake = dataclasses.replace(wake, enabled=True)
+        settings = dataclasses.replace(settings, wake=wake)
+    if not wake.enabled:
+        return settings
+    from speech.wake_micro import MICRO_WAKE_WORDS, micro_model_for
+
+    phrase = " ".join(wake.phrase.lower().split())
+    if wake.backend == "micro" and micro_model_for(phrase) is None:
+        raise ConfigError(f"{source}: wake.phrase = {wake.phrase!r} has no microWakeWord model "
+                          f"(wake.backend = 'micro'); use one of "
+                          f"{', '.join(repr(p) for p in MICRO_WAKE_WORDS)}, or wake.backend = "
+                          "'pocketsphinx'")
+    if wake.backend == "pocketsphinx" and settings.general.language != "en":
+        raise ConfigError(f"{source}: wake.backend = 'pocketsphinx' spots English words only, "
+                          f"but general.language = {settings.general.language!r}; use "
+                          "wake.backend = 'vosk' or 'auto'")
+    return settings
 
 
 def load_settings(path: Path | None = None) -> Settings:

@@ -22,6 +22,7 @@ from speech.stt import SpeechRecognizer
 from speech.tts import SpeechSynthesizer
 from speech.vad import Endpointer
 from speech.wake import WakeWordDetector
+from speech.wake_micro import micro_model_for
 
 log = logging.getLogger(__name__)
 
@@ -129,19 +130,38 @@ def build_synthesizer(settings: Settings, backend: str | None = None,
                                        speaking_rate=settings.tts.speaking_rate)
 
 
+def choose_wake_backend(settings: Settings) -> str:
+    """The wake-word spotter [wake] asks for: 'auto' is microWakeWord for its bundled
+    phrases (when installed), PocketSphinx for other English phrases, Vosk otherwise."""
+    backend = settings.wake.backend
+    if backend != "auto":
+        return backend
+    if micro_model_for(settings.wake.phrase) and registry.is_available("micro", "wake"):
+        return "micro"
+    return "pocketsphinx" if settings.general.language == "en" else "vosk"
+
+
 def build_wake_detector(settings: Settings) -> WakeWordDetector | None:
-    """The wake-word spotter, or None when [wake] enabled is off."""
+    """The wake-word spotter, or None when the wake word is off ([assistant] trigger
+    'wake-word' turns it on, and so does [wake] enabled)."""
     if not settings.wake.enabled:
         return None
-    if settings.wake.backend == "vosk":
+    backend = choose_wake_backend(settings)
+    rate = settings.audio.sample_rate_hz
+    log.info("wake word: %r (%s)", settings.wake.phrase, backend)
+    if backend == "micro":
+        return registry.create_wake_detector(
+            "micro", settings.wake.phrase, sample_rate=rate,
+            probability_cutoff=settings.wake.probability_cutoff)
+    if backend == "vosk":
         _, model = choose_recognizer(settings, "vosk")
         return registry.create_wake_detector("vosk", settings.wake.phrase,
                                              model=resolve_model(settings, model),
-                                             sample_rate=settings.audio.sample_rate_hz)
+                                             sample_rate=rate)
     return registry.create_wake_detector("pocketsphinx", settings.wake.phrase,
                                          threshold=settings.wake.threshold,
                                          model=resolve_model(settings, POCKETSPHINX_MODEL),
-                                         sample_rate=settings.audio.sample_rate_hz)
+                                         sample_rate=rate)
 
 
 def open_microphone(settings: Settings) -> Microphone:

@@ -28,6 +28,7 @@ SYNTHESIZERS = {
     "espeak-ng": ("speech.espeak:EspeakSynthesizer", "", ""),
 }
 WAKE_DETECTORS = {
+    "micro": ("speech.wake_micro:MicroWakeWordDetector", "pymicro_wakeword", "wake"),
     "pocketsphinx": ("speech.wake_sphinx:SphinxWakeWord", "pocketsphinx", "sphinx"),
     "vosk": ("speech.wake_vosk:VoskWakeWord", "vosk", "vosk"),
 }
@@ -76,9 +77,13 @@ def create_synthesizer(name: str, voice: str | Path, *,
 
 def create_wake_detector(name: str, phrase: str, *, threshold: float = 1e-20,
                          model: str | Path | None = None,
-                         sample_rate: int = 16000) -> WakeWordDetector:
-    """'pocketsphinx' (model None = the wheel's) or 'vosk' (model folder required)."""
+                         sample_rate: int = 16000,
+                         probability_cutoff: float = 0.0) -> WakeWordDetector:
+    """'micro' (a bundled phrase), 'pocketsphinx' (model None = the wheel's) or 'vosk'
+    (model folder required)."""
     cls = _load(WAKE_DETECTORS, "wake-word spotter", name)
+    if name == "micro":
+        return cls(phrase, probability_cutoff=probability_cutoff, sample_rate=sample_rate)
     if name == "vosk":
         if model is None:
             raise ValueError("the Vosk wake-word spotter needs a model folder")

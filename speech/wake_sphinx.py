@@ -13,8 +13,13 @@ from typing import Any
 
 from speech.audio import AudioChunk
 from speech.errors import SpeechModelError
-from speech.sphinx import default_model_dir, make_decoder, sphinx_model_files
-from speech.wake import WakeWordDetector
+from speech.sphinx import (
+    FRAMES_PER_SECOND,
+    default_model_dir,
+    make_decoder,
+    sphinx_model_files,
+)
+from speech.wake import WakeDetection, WakeWordDetector
 
 
 class SphinxWakeWord(WakeWordDetector):
@@ -25,7 +30,7 @@ class SphinxWakeWord(WakeWordDetector):
     def __init__(self, phrase: str = "hey hearth", threshold: float = 1e-20,
                  model_dir: str | Path | None = None, sample_rate: int = 16000) -> None:
         self.sample_rate = sample_rate
-        self.phrase = " ".join(phrase.lower().split())
+        self.phrase = self.wake_word = " ".join(phrase.lower().split())
         if not self.phrase:
             raise SpeechModelError("the wake phrase is empty")
         files = sphinx_model_files(model_dir if model_dir is not None else default_model_dir())
@@ -39,19 +44,30 @@ class SphinxWakeWord(WakeWordDetector):
                 f"wake phrase word(s) {', '.join(unknown)} are not in the PocketSphinx "
                 "dictionary; choose other words"
             )
+        self._fed = 0  # samples fed since creation
+        self._utt_start = 0.0
         self._decoder.start_utt()
 
     def process(self, chunk: AudioChunk) -> bool:
+        return self.detect(chunk) is not None
+
+    def detect(self, chunk: AudioChunk) -> WakeDetection | None:
         chunk.expect(self.sample_rate, consumer="the wake-word spotter")
         self._decoder.process_raw(chunk.to_bytes(), False, False)
+        self._fed += chunk.frames
         if self._decoder.hyp() is None:
-            return False
+            return None
+        end = self._fed / self.sample_rate
+        start = end
+        for segment in self._decoder.seg():  # the keyphrase's frames within this utterance
+            start = min(start, self._utt_start + segment.start_frame / FRAMES_PER_SECOND)
         self.reset()
-        return True
+        return WakeDetection(self.phrase, round(start, 3), round(end, 3), None)
 
     def reset(self) -> None:
         self._decoder.end_utt()
         self._decoder.start_utt()
+        self._utt_start = self._fed / self.sample_rate
 
     def close(self) -> None:
         self._decoder.end_utt()
