@@ -37,6 +37,9 @@ RESULT_KEYS = ("transcript", "reply", "interrupted", "engine", "model", "recogni
                "out")
 """Keys of the result dict (and of `hearth ask --json`)."""
 
+DEVICE_NOTICES = frozenset({"no-microphone", "no-speech-output"})
+"""Notice codes about missing audio devices: file mode opens none, so they are not news."""
+
 
 class FileTurnError(HearthError):
     """The turn ended with an error (the message is the assistant's ErrorEvent text)."""
@@ -61,7 +64,9 @@ def run_file_turn(
 
     With a `synthesizer` the reply is spoken into a WAV sink (saved to `out` when
     given), which is what `first_audio_ms` measures. `on_token` sees each reply piece,
-    `on_notice` each `Notice` (say, that the turn could not be saved to the history).
+    `on_notice` each `Notice` (say, that the turn could not be saved to the history)
+    except those about audio devices, which file mode does not use. `recognizer` and
+    `voice` in the result are None when not used.
     """
     if (wav is None) == (text is None):
         raise ValueError("ask from exactly one of wav or text")
@@ -76,7 +81,8 @@ def run_file_turn(
         events.append(event)
         if isinstance(event, ReplyToken) and on_token is not None:
             on_token(event.text)
-        if isinstance(event, Notice) and on_notice is not None:
+        if isinstance(event, Notice) and on_notice is not None \
+                and event.code not in DEVICE_NOTICES:
             on_notice(event)
         if isinstance(event, TurnMetrics | ErrorEvent):
             done.set()
@@ -113,8 +119,8 @@ def _result(events: list[Event], assistant: Assistant, sink: WavSink | None,
         "interrupted": bool(reply and reply.interrupted),
         "engine": info.backend,
         "model": model_id or (Path(info.model_path).name if info.model_path else ""),
-        "recognizer": assistant.recognizer.name if assistant.recognizer else "",
-        "voice": assistant.synthesizer.name if assistant.synthesizer else "",
+        "recognizer": assistant.recognizer.name if assistant.recognizer else None,
+        "voice": assistant.synthesizer.name if assistant.synthesizer else None,
         "stt_final_ms": metrics.stt_final_ms,
         "first_token_ms": metrics.first_token_ms,
         "first_audio_ms": metrics.first_audio_ms,
