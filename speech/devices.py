@@ -2,7 +2,8 @@
 
 Devices are chosen by part of their name (stable across reboots) or by index (not
 stable), '' meaning the system default. The microphone captures at the device's
-native rate and is resampled to 16 kHz mono with soxr on the reading thread; its
+native rate and is resampled with soxr, on the reading thread, to mono at the
+recognition rate (`[audio] sample_rate_hz`, 16 kHz by default); its
 PortAudio callback only copies blocks into a bounded queue, so a slow consumer
 costs dropped blocks (counted and logged), never a stalled audio thread. A device
 that vanishes can end the stream or just stop delivering blocks without an error;

@@ -13,7 +13,8 @@ from speech.audio import AudioChunk
 
 
 class AudioSource(ABC):
-    """Delivers audio as `AudioChunk`s at `sample_rate` (16 kHz mono for recognition)."""
+    """Delivers mono `AudioChunk`s at `sample_rate` (for recognition: the configured
+    `[audio] sample_rate_hz`, 16 kHz by default)."""
 
     sample_rate: int = 16000
 

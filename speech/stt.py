@@ -1,6 +1,7 @@
 """The `SpeechRecognizer` interface: streaming speech-to-text.
 
-A recognizer is fed 16 kHz mono `AudioChunk`s while the user speaks (`accept`,
+A recognizer is fed mono `AudioChunk`s at its `sample_rate` (the configured
+`[audio] sample_rate_hz`, 16 kHz by default) while the user speaks (`accept`,
 which may return a partial transcript) and returns the final `Transcript` from
 `finish()`, after which it is ready for the next utterance.
 """

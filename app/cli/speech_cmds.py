@@ -22,7 +22,8 @@ from speech.wav import WavSink, WavSource
 
 
 def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the transcript of `args.wav` (any rate: it is resampled to 16 kHz mono)."""
+    """Print the transcript of `args.wav` (any rate: it is resampled to mono at the
+    recognizer's rate, `[audio] sample_rate_hz`)."""
     backend, model = choose_recognizer(settings, args.stt, args.model)
     recognizer = build_recognizer(settings, backend, model)
     source = WavSource(args.wav, sample_rate=recognizer.sample_rate)
