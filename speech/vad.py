@@ -1,11 +1,13 @@
 """Voice activity detection and endpointing: when an utterance starts and ends.
 
-WebRTC's VAD classifies 30 ms frames; an energy gate on top rejects quiet frames it
-would still call speech (fans, distant voices). Speech starts after
-`start_speech_ms` of voiced frames and keeps `pre_roll_ms` of audio from before
-(so the first syllable is not clipped); it ends after `end_silence_ms` of silence
-or at `max_utterance_seconds`. `trim_silence` applies the same classification to a
-finished push-to-talk recording.
+Two frame classifiers: `SileroClassifier` (32 ms windows scored by Silero VAD, with
+the energy gate and WebRTC's VAD in front as a cheap pre-filter, so silence and quiet
+noise cost nothing) and `FrameClassifier` (WebRTC's VAD on 30 ms frames plus an
+energy gate that rejects quiet frames it would still call speech: the fallback, and
+what `trim_silence` uses). Speech starts after `start_speech_ms` of voiced frames and
+keeps `pre_roll_ms` of audio from before (so the first syllable is not clipped); it
+ends after `end_silence_ms` of silence or at `max_utterance_seconds`. `trim_silence`
+applies the WebRTC classification to a finished push-to-talk recording.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ import webrtcvad
 
 from speech.audio import AudioChunk
 from speech.errors import AudioFormatError
+from speech.silero_vad import SILERO_RATE, WINDOW_SAMPLES, SileroVad, silero_available
 
 VAD_RATES = (8000, 16000, 32000, 48000)
 FRAME_MS = 30
+"""WebRTC frame length; Silero's is 32 ms."""
+VAD_ENGINES = ("auto", "silero", "webrtc")
+SILERO_END_MARGIN = 0.15
+"""Hysteresis: inside speech a window stays voiced down to threshold - this (Silero's own
+rule), so a soft syllable does not end the utterance."""
 _KEEP_AFTER_SPEECH_MS = 150  # trailing silence kept on an utterance: words fade out slowly
 
 
@@ -40,6 +48,9 @@ class VadEvent:
     included, trailing silence beyond 150 ms trimmed)."""
     truncated: bool = False
     """END only: cut at max_utterance_seconds rather than by silence."""
+    speech_seconds: float = 0.0
+    """Where the speech itself began (START: before the voiced run that confirmed it) or
+    ended (END: before the silence that ended it), same clock as `stream_seconds`."""
 
 
 def _rms(frame: np.ndarray) -> float:
@@ -60,6 +71,7 @@ class FrameClassifier:
             raise ValueError(f"VAD aggressiveness must be 0..3, not {aggressiveness}")
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * FRAME_MS // 1000
+        self.frame_ms = float(FRAME_MS)
         self.energy_threshold = energy_threshold
         self._vad = webrtcvad.Vad(aggressiveness)
 
@@ -67,6 +79,51 @@ class FrameClassifier:
         if _rms(frame) < self.energy_threshold:
             return False
         return bool(self._vad.is_speech(frame.astype("<i2").tobytes(), self.sample_rate))
+
+
+class SileroClassifier:
+    """Speech / not speech for one 32 ms window: energy gate, then WebRTC's VAD at its
+    least aggressive (cheap, rarely misses speech), then Silero's probability against
+    `threshold` (with hysteresis inside speech)."""
+
+    def __init__(self, threshold: float = 0.5, energy_threshold: float = 0.005) -> None:
+        self.sample_rate = SILERO_RATE
+        self.frame_samples = WINDOW_SAMPLES
+        self.frame_ms = WINDOW_SAMPLES * 1000 / SILERO_RATE
+        self.threshold = threshold
+        self._prefilter = FrameClassifier(SILERO_RATE, 0, energy_threshold)
+        self._silero = SileroVad()
+        self._voiced = False
+        self.last_probability = 0.0
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        if self._prefilter.is_speech(frame[:self._prefilter.frame_samples]):
+            self.last_probability = self._silero.probability(frame)
+        else:
+            self.last_probability = 0.0
+        needed = self.threshold - SILERO_END_MARGIN if self._voiced else self.threshold
+        self._voiced = self.last_probability >= needed
+        return self._voiced
+
+    def reset(self) -> None:
+        self._silero.reset()
+        self._voiced = False
+
+
+def make_classifier(engine: str, sample_rate: int, aggressiveness: int = 2,
+                    energy_threshold: float = 0.005,
+                    speech_threshold: float = 0.5) -> FrameClassifier | SileroClassifier:
+    """'silero', 'webrtc', or 'auto': Silero when it is installed and the audio is 16 kHz."""
+    if engine not in VAD_ENGINES:
+        raise ValueError(f"VAD engine must be one of {', '.join(VAD_ENGINES)}, not {engine!r}")
+    if engine == "auto":
+        engine = "silero" if sample_rate == SILERO_RATE and silero_available() else "webrtc"
+    if engine == "silero":
+        if sample_rate != SILERO_RATE:
+            raise AudioFormatError(f"Silero VAD needs {SILERO_RATE} Hz audio, not "
+                                   f"{sample_rate} Hz")
+        return SileroClassifier(speech_threshold, energy_threshold)
+    return FrameClassifier(sample_rate, aggressiveness, energy_threshold)
 
 
 class Endpointer:
@@ -82,15 +139,20 @@ class Endpointer:
         *,
         start_speech_ms: int = 90,
         max_utterance_seconds: float = 20.0,
+        engine: str = "webrtc",
+        speech_threshold: float = 0.5,
     ) -> None:
         self.sample_rate = sample_rate
-        self._classifier = FrameClassifier(sample_rate, aggressiveness, energy_threshold)
+        self._classifier = make_classifier(engine, sample_rate, aggressiveness,
+                                           energy_threshold, speech_threshold)
+        self.engine = "silero" if isinstance(self._classifier, SileroClassifier) else "webrtc"
         self._frame = self._classifier.frame_samples
-        self._pre_roll_frames = max(0, pre_roll_ms // FRAME_MS)
-        self._end_frames = max(1, end_silence_ms // FRAME_MS)
-        self._start_frames = max(1, start_speech_ms // FRAME_MS)
-        self._max_frames = max(1, int(max_utterance_seconds * 1000 / FRAME_MS))
-        self._keep_after = _KEEP_AFTER_SPEECH_MS // FRAME_MS
+        self.frame_ms = frame_ms = self._classifier.frame_ms
+        self._pre_roll_frames = max(0, round(pre_roll_ms / frame_ms))
+        self._end_frames = max(1, round(end_silence_ms / frame_ms))
+        self._start_frames = max(1, round(start_speech_ms / frame_ms))
+        self._max_frames = max(1, int(max_utterance_seconds * 1000 / frame_ms))
+        self._keep_after = round(_KEEP_AFTER_SPEECH_MS / frame_ms)
         self.reset()
 
     def reset(self) -> None:
@@ -104,6 +166,8 @@ class Endpointer:
         self._silent_run = 0
         self._in_speech = False
         self._frames_seen = 0
+        if isinstance(self._classifier, SileroClassifier):
+            self._classifier.reset()
 
     @property
     def in_speech(self) -> bool:
@@ -135,7 +199,9 @@ class Endpointer:
             self._utterance = list(self._before)
             self._before.clear()
             self._silent_run = 0
-            return VadEvent(VadEventKind.SPEECH_START, self._seconds(), self._joined())
+            began = self._seconds(self._frames_seen - self._voiced_run)
+            return VadEvent(VadEventKind.SPEECH_START, self._seconds(), self._joined(),
+                            speech_seconds=began)
         self._utterance.append(frame)
         self._silent_run = 0 if voiced else self._silent_run + 1
         truncated = len(self._utterance) >= self._max_frames
@@ -145,14 +211,15 @@ class Endpointer:
         if drop:
             del self._utterance[-drop:]
         event = VadEvent(VadEventKind.SPEECH_END, self._seconds(), self._joined(),
-                         truncated=truncated and self._silent_run < self._end_frames)
+                         truncated=truncated and self._silent_run < self._end_frames,
+                         speech_seconds=self._seconds(self._frames_seen - self._silent_run))
         self._in_speech = False
         self._utterance = []
         self._voiced_run = 0
         return event
 
-    def _seconds(self) -> float:
-        return self._frames_seen * FRAME_MS / 1000
+    def _seconds(self, frames: int | None = None) -> float:
+        return round((self._frames_seen if frames is None else frames) * self.frame_ms / 1000, 3)
 
     def _joined(self) -> AudioChunk:
         return AudioChunk(np.concatenate(self._utterance), self.sample_rate)

@@ -10,7 +10,10 @@ under 1% of a core. Other phrases need the PocketSphinx or Vosk spotters.
 
 from __future__ import annotations
 
+import collections
 from typing import Any
+
+import numpy as np
 
 from speech.audio import AudioChunk
 from speech.errors import SpeechBackendUnavailableError, SpeechModelError
@@ -25,8 +28,12 @@ MICRO_WAKE_WORDS = {
 """Phrase -> the model in the pymicro-wakeword wheel."""
 MICRO_RATE = 16000
 _STEP_SAMPLES = 160  # the feature front end takes 10 ms steps
-_RISE_PROBABILITY = 0.1
-"""A detection's start is where its smoothed probability last rose above this."""
+_ONSET_HISTORY_STEPS = 300
+"""10 ms steps of loudness kept to find where a detected phrase began (3 s)."""
+_ONSET_SHARE = 0.1
+"""A step is part of the phrase when louder than this share of the loudest step..."""
+_ONSET_GAP_STEPS = 30
+"""...and the phrase began after the last quiet gap longer than this (300 ms)."""
 STRICT_SHARE = 0.5
 """Strict mode closes this share of the gap between the cutoff and 1 (0.85 -> 0.925)."""
 
@@ -69,7 +76,7 @@ class MicroWakeWordDetector(WakeWordDetector):
         self._active_cutoff = self.cutoff
         self._position = 0  # samples fed since creation
         self._pending = b""
-        self._rise_at: float | None = None
+        self._loudness: collections.deque[float] = collections.deque(maxlen=_ONSET_HISTORY_STEPS)
         self.last_probability = 0.0
         """The smoothed probability after the last chunk (for tuning and tests)."""
 
@@ -87,8 +94,11 @@ class MicroWakeWordDetector(WakeWordDetector):
         usable = len(data) - len(data) % step
         self._pending = data[usable:]
         found: WakeDetection | None = None
+        samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32)
         for offset in range(0, usable, step):
             self._position += _STEP_SAMPLES
+            window = samples[offset // 2:offset // 2 + _STEP_SAMPLES]
+            self._loudness.append(float(np.sqrt(np.mean(window * window))))
             for features in self._features.process_streaming(data[offset:offset + step]):
                 probability = self._model.process_streaming_prob(features)
                 if probability is None:
@@ -98,25 +108,35 @@ class MicroWakeWordDetector(WakeWordDetector):
 
     def _judge(self, probability: float) -> WakeDetection | None:
         self.last_probability = probability
-        now = self._position / self.sample_rate
-        if probability < _RISE_PROBABILITY:
-            self._rise_at = None
-            return None
-        if self._rise_at is None:
-            self._rise_at = now
         if probability <= self._active_cutoff:
             return None
-        detection = WakeDetection(self.wake_word, round(self._rise_at, 3), round(now, 3),
-                                  round(probability, 3))
+        end = self._position / self.sample_rate
+        detection = WakeDetection(self.wake_word, round(end - self._onset_seconds(), 3),
+                                  round(end, 3), round(probability, 3))
         self.reset()
         return detection
+
+    def _onset_seconds(self) -> float:
+        """How long before now the detected phrase began: back from now to the last
+        quiet gap (the model fires at the end of the phrase, so it cannot tell)."""
+        loudness = list(self._loudness)
+        floor = _ONSET_SHARE * max(loudness, default=0.0)
+        onset, quiet = len(loudness), 0
+        for i in range(len(loudness) - 1, -1, -1):
+            if loudness[i] > floor:
+                onset, quiet = i, 0
+            else:
+                quiet += 1
+                if quiet > _ONSET_GAP_STEPS and onset < len(loudness):
+                    break
+        return (len(loudness) - onset) * _STEP_SAMPLES / self.sample_rate
 
     def reset(self) -> None:
         # the model keeps streaming state inside TFLite: pymicro reloads it (~0.1 ms)
         self._model.reset()
         self._features.reset()
         self._pending = b""
-        self._rise_at = None
+        self._loudness.clear()
         self.last_probability = 0.0
 
     def close(self) -> None:

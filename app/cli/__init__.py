@@ -29,6 +29,7 @@ HANDLERS: dict[str, str] = {
     "chat": "app.cli.chat_cmd:run",
     "ask": "app.cli.ask_cmd:run",
     "transcribe": "app.cli.speech_cmds:run_transcribe",
+    "listen": "app.cli.listen_cmd:run",
     "say": "app.cli.speech_cmds:run_say",
     "models": "app.cli.models_cmd:run",
     "config": "app.cli.config_cmd:run",
@@ -108,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("wav", type=Path, metavar="IN.wav")
     p.add_argument("--stt", choices=["vosk", "pocketsphinx"], help="recognizer (default: config)")
     p.add_argument("--model", metavar="ID_OR_DIR", help="recognizer model: catalog id or folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("listen", help="where speech starts and ends in a WAV file, and (with "
+                                      "--wake) each wake-word detection")
+    p.add_argument("wav", type=Path, metavar="IN.wav")
+    p.add_argument("--wake", action="store_true", help="run the wake-word detector too")
+    p.add_argument("--wake-word", metavar="PHRASE", help="wake phrase (default: the config's)")
+    p.add_argument("--cutoff", type=float, metavar="P",
+                   help="microWakeWord probability cutoff (default: the model's own)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("say", help="speak text (to the speaker, or to a WAV file)")
