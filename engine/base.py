@@ -124,7 +124,6 @@ class ChatEngine(ABC):
     def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the rendered chat prompt for `messages` takes (template included)."""
 
-    @abstractmethod
     def chat(
         self,
         messages: Sequence[ChatMessage],
@@ -134,8 +133,17 @@ class ChatEngine(ABC):
         """Stream the assistant's reply to `messages` as text pieces.
 
         Checks `cancel` before every token and stops (without raising) once it is set;
-        `last_stats.stop_reason` is then "cancelled".
+        `last_stats.stop_reason` is then "cancelled". A backend implements `_stream`
+        (or overrides this method).
         """
+        return self._stream(list(messages), options or GenerationOptions(),
+                            cancel or threading.Event())
+
+    def _stream(
+        self, messages: list[ChatMessage], options: GenerationOptions, cancel: threading.Event
+    ) -> Iterator[str]:
+        """`chat()` with its defaults filled in."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither chat nor _stream")
 
     @property
     @abstractmethod

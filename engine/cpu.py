@@ -9,9 +9,12 @@ the rest degrades to `os.cpu_count()`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,3 +191,19 @@ def pin_current_thread(cpus: tuple[int, ...]) -> tuple[int, ...]:
     previous = tuple(sorted(os.sched_getaffinity(0)))
     os.sched_setaffinity(0, cpus)
     return previous
+
+
+@contextlib.contextmanager
+def pinned(cpus: tuple[int, ...]) -> Iterator[None]:
+    """Run the body with the calling thread on `cpus` (no-op when empty), then restore.
+
+    The body may be a generator's: closed from another thread (by the garbage collector,
+    say), it leaves that thread's affinity alone.
+    """
+    owner = threading.get_ident()
+    previous = pin_current_thread(cpus)
+    try:
+        yield
+    finally:
+        if previous and threading.get_ident() == owner:
+            pin_current_thread(previous)

@@ -1,6 +1,7 @@
 """The llama.cpp backend: `ChatEngine` on top of llama-cpp-python.
 
-Hearth drives the token loop itself instead of using `create_chat_completion`, so that:
+Hearth drives the token loop itself (`engine.token_stream`; this module supplies its
+hooks) instead of using `create_chat_completion`, so that:
 
 - `cancel` is checked before every token (and between prompt batches), and a
   cancelled reply stops within one token's time;
@@ -20,27 +21,14 @@ import ctypes
 import logging
 import random
 import re
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.base import (
-    ChatEngine,
-    ChatMessage,
-    EngineConfig,
-    EngineInfo,
-    GenerationOptions,
-    GenerationStats,
-)
-from engine.cpu import cpu_info, pin_current_thread
-from engine.errors import (
-    EngineError,
-    EngineUnavailableError,
-    ModelFormatError,
-)
-from engine.streaming import StopMatcher, common_prefix, reply_budget
+from engine.base import ChatMessage, EngineConfig, EngineInfo, GenerationOptions
+from engine.cpu import cpu_info
+from engine.errors import EngineError, EngineUnavailableError, ModelFormatError
+from engine.token_stream import TokenDecoder, TokenStreamEngine
 
 try:
     import llama_cpp
@@ -99,13 +87,13 @@ def _install_native_log() -> _NativeLog:
     return _native_log
 
 
-class LlamaCppEngine(ChatEngine):
+class LlamaCppEngine(TokenStreamEngine):
     """A GGUF model run by llama.cpp, with streaming, cancellation and a prompt cache."""
 
     backend_name = "llama-cpp"
 
     def __init__(self, config: EngineConfig) -> None:
-        self.config = config
+        super().__init__(config)
         path = Path(config.model_path) if config.model_path else None
         if path is None or not path.is_file():
             raise ModelFormatError(f"no model file at {path}" if path else "no model file given")
@@ -139,8 +127,6 @@ class LlamaCppEngine(ChatEngine):
         # exactly the requested size: the smaller one is the real limit.
         self._n_ctx = min(self._llm.n_ctx(), len(self._llm.input_ids))
         self._template_name, self._formatter = self._pick_template()
-        self._lock = threading.Lock()
-        self._stats: GenerationStats | None = None
         log.info(
             "llama.cpp loaded %s (context %d, %d threads, template %s)",
             path.name, self.context_length, self._threads, self._template_name,
@@ -202,17 +188,6 @@ class LlamaCppEngine(ChatEngine):
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._llm.detokenize(list(tokens)).decode("utf-8", errors="replace")
 
-    def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
-        return len(self._render(messages)[0])
-
-    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """The token ids `chat(messages)` evaluates: the chat template applied, tokenized."""
-        return self._render(messages)[0]
-
-    @property
-    def last_stats(self) -> GenerationStats | None:
-        return self._stats
-
     def info(self) -> EngineInfo:
         return EngineInfo(
             backend=self.backend_name,
@@ -231,85 +206,29 @@ class LlamaCppEngine(ChatEngine):
         if llm is not None:
             llm.close()
 
-    def chat(
-        self,
-        messages: Sequence[ChatMessage],
-        options: GenerationOptions | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[str]:
-        return self._stream(list(messages), options or GenerationOptions(),
-                            cancel or threading.Event())
+    # -- TokenStreamEngine hooks ----------------------------------------------------
 
-    # -- generation ---------------------------------------------------------------
+    def _cached_tokens(self) -> list[int]:
+        return self._llm.input_ids[: self._llm.n_tokens].tolist()
 
-    def _stream(
-        self, messages: list[ChatMessage], options: GenerationOptions, cancel: threading.Event
-    ) -> Iterator[str]:
-        started = time.perf_counter()
-        prompt, template_stops = self._render(messages)
-        max_tokens = reply_budget(len(prompt), self.context_length, options.max_tokens)
-        stats = GenerationStats(prompt_tokens=len(prompt), stop_reason="error")
-        self._stats = stats
-        with self._lock:
-            owner = threading.get_ident()
-            previous_cpus = pin_current_thread(self.config.cpu_affinity)
-            try:
-                yield from self._generate(
-                    prompt, template_stops, options, max_tokens, cancel, stats, started
-                )
-            finally:
-                if previous_cpus and threading.get_ident() == owner:
-                    pin_current_thread(previous_cpus)
-                stats.total_ms = (time.perf_counter() - started) * 1000.0
-
-    def _eval_prompt(self, prompt: list[int], cancel: threading.Event) -> int | None:
-        """Evaluate what the KV cache lacks of `prompt`; the cached token count, or None
-        when cancelled."""
-        llm = self._llm
-        cached = common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prompt)
-        # The last prompt token is always evaluated again, and always alone: sampling
-        # needs its fresh logits, and llama.cpp rounds a lone token differently from a
-        # batch, so doing it the same way cold or cached keeps a seeded (or greedy)
-        # reply the same whether or not the prompt was cached.
-        last = len(prompt) - 1
-        cached = min(cached, last)
-        if cached == 0:
-            llm.reset()
+    def _keep_cached(self, count: int) -> None:
+        if count == 0:
+            self._llm.reset()
         else:
-            llm.n_tokens = cached  # eval() drops the KV entries after this position
-        for i in [*range(cached, last, llm.n_batch), last]:
-            if cancel.is_set():
-                llm.reset()  # a half-evaluated prompt must not be mistaken for a cache
-                return None
-            llm.eval(prompt[i : min(i + llm.n_batch, last)] if i < last else prompt[last:])
-        return cached
+            self._llm.n_tokens = count  # eval() drops the KV entries after this position
 
-    def _generate(
-        self,
-        prompt: list[int],
-        template_stops: list[str],
-        options: GenerationOptions,
-        max_tokens: int,
-        cancel: threading.Event,
-        stats: GenerationStats,
-        started: float,
-    ) -> Iterator[str]:
+    def _evaluate(self, tokens: list[int], pos: int) -> None:
+        self._llm.eval(tokens)
+
+    def _sample(
+        self, prompt: list[int], options: GenerationOptions
+    ) -> Generator[int, None, None]:
         llm = self._llm
-        cached = self._eval_prompt(prompt, cancel)
-        if cached is None:
-            stats.stop_reason = "cancelled"
-            return
-        stats.cached_prompt_tokens = cached
-        stats.prompt_ms = (time.perf_counter() - started) * 1000.0
-
-        seed = options.seed
-        if seed is None:
-            seed = self.config.seed if self.config.seed >= 0 else random.randrange(2**31)
-        llm.set_seed(seed)
+        llm.set_seed(options.seed if options.seed is not None else random.randrange(2**31))
         llm.last_n_tokens_size = options.repeat_last_n
-        # The whole prompt is now in the KV cache, so generate() samples right away;
-        # each further next() evaluates exactly one token.
-        tokens = llm.generate(
+        # The whole prompt is in the KV cache, so generate() samples right away; each
+        # further next() evaluates exactly one token.
+        return llm.generate(
             prompt,
             temp=options.temperature,
             top_k=options.top_k,
@@ -318,44 +237,23 @@ class LlamaCppEngine(ChatEngine):
             repeat_penalty=options.repeat_penalty,
             reset=True,
         )
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = StopMatcher([*template_stops, *options.stop])
-        first_sampled_at = last_sampled_at = 0.0
-        stop_reason = ""  # stays empty when the consumer abandons the stream
-        try:
-            while True:
-                if stats.generated_tokens >= max_tokens:
-                    stop_reason = "length"
-                    break
-                if cancel.is_set():
-                    stop_reason = "cancelled"
-                    break
-                token = next(tokens)
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                    stop_reason = "eos"
-                    break
-                stats.generated_tokens += 1
-                last_sampled_at = time.perf_counter()
-                first_sampled_at = first_sampled_at or last_sampled_at
-                text, stopped = stops.feed(decoder.decode(llm.detokenize([token])))
-                if text:
-                    if not stats.first_token_ms:
-                        stats.first_token_ms = (last_sampled_at - started) * 1000.0
-                    yield text
-                if stopped:
-                    stop_reason = "stop"
-                    break
-            if stop_reason != "cancelled":
-                tail = stops.flush() + decoder.decode(b"", final=True)
-                if tail:
-                    yield tail
-        except Exception as exc:
-            stop_reason = "error"
-            raise EngineError(f"llama.cpp failed while generating: {exc}") from exc
-        finally:
-            tokens.close()
-            stats.stop_reason = stop_reason or "cancelled"
-            if stats.generated_tokens > 1 and last_sampled_at > first_sampled_at:
-                stats.decode_tokens_per_second = (stats.generated_tokens - 1) / (
-                    last_sampled_at - first_sampled_at
-                )
+
+    def _is_end(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def _decoder(self) -> TokenDecoder:
+        return _BytesDecoder(self._llm)
+
+
+class _BytesDecoder:
+    """llama.cpp's token bytes to text, holding back an incomplete UTF-8 character."""
+
+    def __init__(self, llm: llama_cpp.Llama) -> None:
+        self._llm = llm
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, token_id: int) -> str:
+        return self._utf8.decode(self._llm.detokenize([token_id]))
+
+    def flush(self) -> str:
+        return self._utf8.decode(b"", final=True)

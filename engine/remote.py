@@ -21,7 +21,6 @@ import json
 import logging
 import socket
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -35,6 +34,7 @@ from engine.base import (
     GenerationStats,
 )
 from engine.errors import RemoteEngineError
+from engine.token_stream import StatsClock
 
 log = logging.getLogger(__name__)
 
@@ -240,21 +240,11 @@ class RemoteChatEngine(ChatEngine):
             body["stop"] = list(options.stop)
         return body
 
-    def chat(
-        self,
-        messages: Sequence[ChatMessage],
-        options: GenerationOptions | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[str]:
-        return self._stream(list(messages), options or GenerationOptions(),
-                            cancel or threading.Event())
-
     def _stream(
         self, messages: list[ChatMessage], options: GenerationOptions, cancel: threading.Event
     ) -> Iterator[str]:
-        started = time.perf_counter()
-        stats = GenerationStats(stop_reason="error")
-        self._stats = stats
+        clock = StatsClock(GenerationStats(stop_reason="error"))
+        stats = self._stats = clock.stats
         if cancel.is_set():
             stats.stop_reason = "cancelled"
             return
@@ -266,7 +256,6 @@ class RemoteChatEngine(ChatEngine):
         watcher = threading.Thread(target=self._watch, args=(conn, cancel, done),
                                    name="remote-cancel", daemon=True)
         watcher.start()
-        first_at = last_at = 0.0
         try:
             if response.status != 200:
                 detail = response.read()[:200].decode("utf-8", "replace").strip()
@@ -278,11 +267,11 @@ class RemoteChatEngine(ChatEngine):
                 choice = (event.get("choices") or [{}])[0]  # the usage event has none
                 piece = (choice.get("delta") or {}).get("content") or ""
                 if piece:
-                    stats.generated_tokens += 1
-                    last_at = time.perf_counter()
-                    if not first_at:
-                        first_at = last_at
-                        stats.first_token_ms = stats.prompt_ms = (first_at - started) * 1000
+                    first = not clock.first_token_at
+                    clock.token()
+                    clock.text_out()
+                    if first:  # the server says nothing sooner: the prompt took this long
+                        stats.prompt_ms = stats.first_token_ms
                     yield piece
                 if choice.get("finish_reason"):
                     stats.stop_reason = _FINISH_REASONS.get(choice["finish_reason"], "stop")
@@ -303,11 +292,7 @@ class RemoteChatEngine(ChatEngine):
         finally:
             done.set()
             conn.close()
-            stats.total_ms = (time.perf_counter() - started) * 1000
-            if stats.generated_tokens > 1 and last_at > first_at:
-                stats.decode_tokens_per_second = (stats.generated_tokens - 1) / (
-                    last_at - first_at
-                )
+            clock.finish()
 
     @staticmethod
     def _watch(conn: http.client.HTTPConnection, cancel: threading.Event,
@@ -427,11 +412,8 @@ class FallbackChatEngine(ChatEngine):
     def info(self) -> EngineInfo:
         return self.active.info()
 
-    def chat(
-        self,
-        messages: Sequence[ChatMessage],
-        options: GenerationOptions | None = None,
-        cancel: threading.Event | None = None,
+    def _stream(
+        self, messages: list[ChatMessage], options: GenerationOptions, cancel: threading.Event
     ) -> Iterator[str]:
         if self._fallback is not None:
             yield from self._fallback.chat(messages, options, cancel)

@@ -8,29 +8,21 @@ the reply token by token, checking the cancel event before each one.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import logging
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from engine.base import (
-    ChatEngine,
-    ChatMessage,
-    EngineConfig,
-    EngineInfo,
-    GenerationOptions,
-    GenerationStats,
-)
+from engine.base import ChatMessage, EngineConfig, EngineInfo, GenerationOptions
 from engine.chat_template import render_chat, template_for
 from engine.errors import EngineError, ModelFormatError
 from engine.numpy_runner.loader import LoadedModel, load_model
 from engine.numpy_runner.threads import ComputeThreads
 from engine.sampling import Sampler
-from engine.streaming import StopMatcher, common_prefix, reply_budget
+from engine.token_stream import TokenDecoder, TokenStreamEngine
 from engine.tokenizer import (
     IncrementalDecoder,
     Tokenizer,
@@ -41,18 +33,18 @@ from engine.tokenizer import (
 log = logging.getLogger(__name__)
 
 
-class NumpyChatEngine(ChatEngine):
+class NumpyChatEngine(TokenStreamEngine):
     """A llama model run by `engine.numpy_runner` (no compiled dependencies)."""
 
     backend_name = "numpy"
 
     def __init__(self, config: EngineConfig) -> None:
-        self.config = config
+        super().__init__(config)
         path = config.model_path
         if path is None or not Path(path).is_file():
             raise ModelFormatError(f"no model file at {path}" if path else "no model file given")
         self._path = Path(path)
-        self._threads = ComputeThreads(config.threads, config.cpu_affinity)
+        self._threads = ComputeThreads(config.threads)
         started = time.perf_counter()
         self._model: LoadedModel | None = load_model(
             self._path,
@@ -65,8 +57,7 @@ class NumpyChatEngine(ChatEngine):
         self._tokenizer = self._load_tokenizer(self._model)
         self._template = template_for(self._model.metadata, config.chat_template)
         self._cached: list[int] = []  # tokens whose keys and values are in the KV cache
-        self._lock = threading.Lock()
-        self._stats: GenerationStats | None = None
+        self._logits = np.zeros(0, np.float32)  # after the last token evaluated
         log.info(
             "numpy engine loaded %s in %.2f s (memory %s, context %d)",
             self._path.name, self.load_seconds, config.memory_mode, self.context_length,
@@ -112,13 +103,6 @@ class NumpyChatEngine(ChatEngine):
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._tokenizer.decode(tokens)
 
-    def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
-        return len(self._prompt_tokens(messages))
-
-    @property
-    def last_stats(self) -> GenerationStats | None:
-        return self._stats
-
     def info(self) -> EngineInfo:
         model = self.model
         plan = model.plan
@@ -153,121 +137,43 @@ class NumpyChatEngine(ChatEngine):
             except BufferError:
                 log.debug("model map still referenced; the OS unmaps it at exit")
 
-    def chat(
-        self,
-        messages: Sequence[ChatMessage],
-        options: GenerationOptions | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[str]:
-        return self._stream(
-            list(messages), options or GenerationOptions(), cancel or threading.Event()
-        )
+    # -- TokenStreamEngine hooks ----------------------------------------------------
 
-    # -- generation -------------------------------------------------------------------
-
-    def _prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+    def _render(self, messages: Sequence[ChatMessage]) -> tuple[list[int], list[str]]:
         tok = self._tokenizer
         bos = tok.token_text(tok.bos_id) if tok.bos_id is not None else ""
         eos = tok.token_text(tok.eos_id) if tok.eos_id is not None else ""
         text = render_chat(messages, self._template, bos_token=bos, eos_token=eos)
-        return tok.encode_prompt(text)
+        return tok.encode_prompt(text), []
 
-    def _stream(
-        self, messages: list[ChatMessage], options: GenerationOptions, cancel: threading.Event
-    ) -> Iterator[str]:
-        started = time.perf_counter()
-        prompt = self._prompt_tokens(messages)
-        max_tokens = reply_budget(len(prompt), self.context_length, options.max_tokens)
-        stats = GenerationStats(prompt_tokens=len(prompt), stop_reason="error")
-        self._stats = stats
-        with self._lock, self._threads.pinned():
-            try:
-                yield from self._generate(prompt, options, max_tokens, cancel, stats, started)
-            finally:
-                stats.total_ms = (time.perf_counter() - started) * 1000.0
+    def _cached_tokens(self) -> list[int]:
+        return self._cached
 
-    def _eval_prompt(self, prompt: list[int], cancel: threading.Event) -> np.ndarray | None:
-        """Evaluate what the KV cache lacks of `prompt`; its last logits, or None when
-        cancelled. Sets `self._cached` to the tokens now in the cache."""
+    def _keep_cached(self, count: int) -> None:
+        del self._cached[count:]  # the positions after it are overwritten when reached
+
+    def _prompt_batches(self) -> contextlib.AbstractContextManager[None]:
+        return self._threads.prompt()
+
+    def _evaluate(self, tokens: list[int], pos: int) -> None:
+        self._logits = self.model.transformer.forward_batch(tokens, pos)
+        self._cached.extend(tokens)
+
+    def _sample(
+        self, prompt: list[int], options: GenerationOptions
+    ) -> Generator[int, None, None]:
         transformer = self.model.transformer
-        # the last prompt token is always evaluated again: sampling needs its logits
-        reuse = min(common_prefix(self._cached, prompt), len(prompt) - 1)
-        self._cached = prompt[:reuse]
-        step = max(1, self.config.batch_size)
-        logits = None
-        with self._threads.prompt():
-            for begin in range(reuse, len(prompt), step):
-                if cancel.is_set():
-                    return None
-                chunk = prompt[begin : begin + step]
-                logits = transformer.forward_batch(chunk, begin)
-                self._cached.extend(chunk)
-        return logits
-
-    def _generate(
-        self,
-        prompt: list[int],
-        options: GenerationOptions,
-        max_tokens: int,
-        cancel: threading.Event,
-        stats: GenerationStats,
-        started: float,
-    ) -> Iterator[str]:
-        stats.cached_prompt_tokens = min(common_prefix(self._cached, prompt), len(prompt) - 1)
-        logits = self._eval_prompt(prompt, cancel)
-        if logits is None:
-            stats.stop_reason = "cancelled"
-            return
-        stats.prompt_ms = (time.perf_counter() - started) * 1000.0
-        if options.seed is None and self.config.seed >= 0:
-            options = dataclasses.replace(options, seed=self.config.seed)
-        sampler = Sampler(options, self.model.transformer.config.vocab_size)
-        transformer = self.model.transformer
-        tokenizer = self._tokenizer
-        end_ids = tokenizer.eot_ids
-        decoder = IncrementalDecoder(tokenizer)
-        stops = StopMatcher(options.stop)
+        sampler = Sampler(options, transformer.config.vocab_size)
         history = list(prompt)
-        first_sampled_at = last_sampled_at = 0.0
-        stop_reason = ""  # stays empty when the consumer abandons the stream
-        try:
-            with self._threads.decode():
-                while True:
-                    if stats.generated_tokens >= max_tokens:
-                        stop_reason = "length"
-                        break
-                    if cancel.is_set():
-                        stop_reason = "cancelled"
-                        break
-                    token = sampler.sample(logits, history)
-                    if token in end_ids:
-                        stop_reason = "eos"
-                        break
-                    stats.generated_tokens += 1
-                    history.append(token)
-                    last_sampled_at = time.perf_counter()
-                    first_sampled_at = first_sampled_at or last_sampled_at
-                    text, stopped = stops.feed(decoder.feed(token))
-                    if text:
-                        if not stats.first_token_ms:
-                            stats.first_token_ms = (last_sampled_at - started) * 1000.0
-                        yield text
-                    if stopped:
-                        stop_reason = "stop"
-                        break
-                    if stats.generated_tokens < max_tokens and not cancel.is_set():
-                        logits = transformer.forward(token, len(self._cached))
-                        self._cached.append(token)
-            if stop_reason != "cancelled":
-                tail = stops.flush() + decoder.flush()
-                if tail:
-                    yield tail
-        except EngineError:
-            stop_reason = "error"
-            raise
-        finally:
-            stats.stop_reason = stop_reason or "cancelled"
-            if stats.generated_tokens > 1 and last_sampled_at > first_sampled_at:
-                stats.decode_tokens_per_second = (stats.generated_tokens - 1) / (
-                    last_sampled_at - first_sampled_at
-                )
+        with self._threads.decode():
+            while True:
+                token = sampler.sample(self._logits, history)
+                yield token
+                history.append(token)
+                self._evaluate([token], len(self._cached))
+
+    def _is_end(self, token: int) -> bool:
+        return token in self._tokenizer.eot_ids
+
+    def _decoder(self) -> TokenDecoder:
+        return IncrementalDecoder(self._tokenizer)

@@ -8,7 +8,7 @@ product was measured 20x slower than a one-thread one on a busy 2-core machine, 
 on an idle machine the second thread gains little for matrices this small. A
 configured thread count applies to prompt batches and decoding alike. Pinning
 (`cpu_affinity`, e.g. the big cores of a big.LITTLE CPU) applies to the generating
-thread for the duration of a call.
+thread for the duration of a call (`engine.cpu.pinned`, applied by the token loop).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from collections.abc import Iterator
 
 import numpy  # noqa: F401 - loads the BLAS library whose threads are managed here
 from threadpoolctl import ThreadpoolController
-
-from engine.cpu import pin_current_thread
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +33,11 @@ def _blas() -> ThreadpoolController:
 
 
 class ComputeThreads:
-    """Thread settings of one engine: `threads` (0 = automatic) and `cpu_affinity`."""
+    """BLAS thread settings of one engine: `threads` (0 = automatic)."""
 
-    def __init__(self, threads: int = 0, cpu_affinity: tuple[int, ...] = ()) -> None:
-        self.cpu_affinity = tuple(cpu_affinity)
+    def __init__(self, threads: int = 0) -> None:
         self.prompt_threads = threads or 1
         self.decode_threads = threads or 1
-
-    @contextlib.contextmanager
-    def pinned(self) -> Iterator[None]:
-        """Run the body on the configured CPUs (no-op without affinity)."""
-        previous = pin_current_thread(self.cpu_affinity)
-        try:
-            yield
-        finally:
-            if previous:
-                pin_current_thread(previous)
 
     @contextlib.contextmanager
     def blas(self, threads: int) -> Iterator[None]:

@@ -1,4 +1,5 @@
-"""engine.numpy_runner.threads: BLAS thread limits and CPU pinning, applied and undone."""
+"""engine.numpy_runner.threads: BLAS thread limits; engine.cpu.pinned: CPU pinning, applied
+and undone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import pytest
 from threadpoolctl import threadpool_info
 
+from engine.cpu import pinned
 from engine.numpy_runner.threads import ComputeThreads
 
 
@@ -28,8 +30,8 @@ def test_defaults_to_one_thread_and_configured_counts_apply() -> None:
 def test_pinning_is_applied_and_restored() -> None:
     allowed = os.sched_getaffinity(0)
     first = min(allowed)
-    with ComputeThreads(cpu_affinity=(first,)).pinned():
+    with pinned((first,)):
         assert os.sched_getaffinity(0) == {first}
     assert os.sched_getaffinity(0) == allowed
-    with ComputeThreads().pinned():  # no affinity configured: nothing changes
+    with pinned(()):  # no affinity configured: nothing changes
         assert os.sched_getaffinity(0) == allowed
