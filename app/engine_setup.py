@@ -211,6 +211,12 @@ def build_engine(
 ) -> tuple[ChatEngine, EngineChoice]:
     """Choose, log why, and load. The remote backend falls back to a local engine when
     configured to."""
+    if settings.cluster.workers and (backend or settings.engine.backend) in (
+            "auto", "llama-cpp"):
+        # [cluster] workers (issue 17): llama.cpp across machines, this one as fallback.
+        from app.cluster import build_cluster_engine
+
+        return build_cluster_engine(settings, backend, model)
     choice = choose_engine(settings, backend, model)
     log.info("engine: %s with %s, because %s", choice.backend,
              choice.model_id or choice.model_path or settings.remote.url, choice.reason)

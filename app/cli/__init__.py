@@ -36,6 +36,8 @@ HANDLERS: dict[str, str] = {
     "history": "app.cli.history_cmd:run",
     "doctor": "app.cli.doctor_cmd:run",
     "bench": "app.cli.bench_cmd:run",
+    "worker": "app.cli.worker_cmd:run",
+    "cluster": "app.cli.cluster_cmd:run",
 }
 
 
@@ -186,6 +188,27 @@ def build_parser() -> argparse.ArgumentParser:
     bsub.add_parser("speech", help="real-time factor of recognizers and voices")
     b = bsub.add_parser("latency", help="full turns from WAV questions: median and p90 timings")
     b.add_argument("--turns", type=int, default=10)
+    b = bsub.add_parser("cluster", help="tokens/s split across two loopback RPC workers vs "
+                                        "local, and the milliseconds each worker adds")
+    b.add_argument("--model", type=Path, metavar="PATH", help="GGUF file (default: bundled)")
+    b.add_argument("--tokens", type=int, default=64, help="new tokens per run")
+
+    # issue 17: one model across machines (llama.cpp RPC)
+    p = sub.add_parser("worker", help="lend this machine's memory to a Hearth on your network "
+                                      "(runs llama.cpp's RPC server behind an allow-list)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="IPv4 address to listen on: this machine's LAN address")
+    p.add_argument("--port", type=int, default=50052)
+    p.add_argument("--threads", type=int, default=0,
+                   help="compute threads (default: half the cores)")
+    p.add_argument("--allow", metavar="HOST,...",
+                   help="the Hearth machines that may connect (default: 127.0.0.1)")
+    p.add_argument("--any-address", action="store_true",
+                   help="allow --host 0.0.0.0 (every interface; the allow-list still applies)")
+    p = sub.add_parser("cluster", help="the [cluster] workers: handshake, memory, split")
+    csub = p.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
+    c = csub.add_parser("status", help="probe each worker and show the pooled memory")
+    c.add_argument("--json", action="store_true")
     # last, so that every command above gets them
     for command_parser in _command_parsers(parser):
         _add_global_options(command_parser, below_top=True)

@@ -44,4 +44,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return int(_bench_module("speech").main([]) or 0)
     if args.bench_command == "latency":
         return int(_bench_module("latency").run_latency_bench(args.turns))
+    if args.bench_command == "cluster":
+        from app.models.store import ModelStore
+
+        model = args.model or ModelStore(settings.data_dir / "models").path(
+            "smollm2-135m-instruct-q8_0")
+        return int(_bench_module("cluster").run_cluster_bench(model, args.tokens))
     raise HearthError(f"unknown benchmark {args.bench_command}")
