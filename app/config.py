@@ -178,6 +178,13 @@ class AudioSettings:
         default=16000,
     )
     block_ms: int = _doc("Audio block length", _between(10, 200), default=30)
+    echo_cancel: str = _doc(
+        "'auto': when the sound server runs an echo canceller (PulseAudio module-echo-cancel, "
+        "PipeWire echo-cancel), record from its source and play into its sink, and keep "
+        "listening while Hearth speaks (barge-in by voice); 'off': never",
+        _one_of("auto", "off"),
+        default="auto",
+    )
     listen_while_speaking: bool = _doc(
         "Keep the microphone open while Hearth speaks (for barge-in by wake word); off means "
         "half duplex, which avoids hearing itself",

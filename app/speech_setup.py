@@ -17,6 +17,7 @@ from app.errors import CatalogError, ModelNotInstalledError
 from app.models.store import ModelStore
 from speech import registry
 from speech.devices import Microphone, Speaker, find_device
+from speech.echo import EchoCanceller, find_echo_canceller, use_echo_canceller
 from speech.pulse_sources import pinned_source_check
 from speech.stt import SpeechRecognizer
 from speech.tts import SpeechSynthesizer
@@ -169,12 +170,28 @@ def open_microphone(settings: Settings) -> Microphone:
     `AudioDeviceError` with the device list when there is none. Recording through
     PulseAudio from a source pinned with PULSE_SOURCE, the microphone also watches that
     the source still exists (PulseAudio would quietly record another one instead)."""
+    canceller = choose_echo_canceller(settings)
+    if canceller is not None:  # before the device opens: PulseAudio reads these then
+        use_echo_canceller(canceller)
+        log.info("echo cancellation: %s", canceller.describe())
     device = find_device(settings.audio.input_device, "input")
     # captured at the device's native rate (a USB microphone on a Pi often offers only
     # 44.1 / 48 kHz) and resampled to the rate the recognizers are built for
-    return Microphone(device, sample_rate=settings.audio.sample_rate_hz,
-                      block_ms=settings.audio.block_ms,
-                      device_present=pinned_source_check(device.name))
+    microphone = Microphone(device, sample_rate=settings.audio.sample_rate_hz,
+                            block_ms=settings.audio.block_ms,
+                            device_present=pinned_source_check(device.name))
+    microphone.echo_cancelled = canceller is not None
+    return microphone
+
+
+def choose_echo_canceller(settings: Settings) -> EchoCanceller | None:
+    """The sound server's echo canceller when [audio] echo_cancel = 'auto' and the
+    microphone is reached through the sound server (the default or 'pulse' device)."""
+    if settings.audio.echo_cancel == "off":
+        return None
+    if settings.audio.input_device not in ("", "default", "pulse", "pipewire"):
+        return None  # a hardware device named directly bypasses the sound server
+    return find_echo_canceller()
 
 
 def open_speaker(settings: Settings, sample_rate: int = 0) -> Speaker:

@@ -17,6 +17,9 @@ class AudioSource(ABC):
     `[audio] sample_rate_hz`, 16 kHz by default)."""
 
     sample_rate: int = 16000
+    echo_cancelled: bool = False
+    """True when the signal has the speaker's own output cancelled out (recorded from the
+    sound server's echo canceller), so listening while Hearth speaks is safe."""
 
     @abstractmethod
     def start(self) -> None:

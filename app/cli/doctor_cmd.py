@@ -113,6 +113,22 @@ def _audio() -> list[Check]:
     return checks
 
 
+def _echo(settings: Settings) -> list[Check]:
+    """Whether Hearth can listen while it speaks (barge-in by voice)."""
+    from speech.echo import ENABLE_HINT, find_echo_canceller
+
+    if settings.audio.echo_cancel == "off":
+        return [Check("ok", "echo cancellation: off ([audio] echo_cancel); while Hearth "
+                            "speaks only the wake or stop word interrupts it")]
+    found = find_echo_canceller()
+    if found is not None:
+        return [Check("ok", f"echo cancellation: {found.describe()}; you can interrupt "
+                            "Hearth by voice")]
+    return [Check("warn", "no echo canceller in the sound server: while Hearth speaks only "
+                          "the wake or stop word (at a stricter threshold) interrupts it",
+                  ENABLE_HINT)]
+
+
 def _models(store: ModelStore) -> list[Check]:
     checks = []
     for entry in store.catalog.bundled():
@@ -134,6 +150,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ("models", lambda: _models(store)),
         ("speech", lambda: _speech(settings, store)),
         ("audio", _audio),
+        ("echo", lambda: _echo(settings)),
     ]
     failed = False
     for name, check in sections:
