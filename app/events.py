@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -18,6 +19,26 @@ class State(enum.Enum):
     THINKING = "thinking"
     SPEAKING = "speaking"
     ERROR = "error"
+
+
+class Code(enum.StrEnum):
+    """Stable machine-readable kinds of `ErrorEvent` and `Notice` (compare equal to their
+    strings, e.g. `Code.TTS_FAILED == "tts-failed"`)."""
+
+    ERROR = "error"
+    NOTICE = "notice"
+    NO_MICROPHONE = "no-microphone"
+    NO_SPEECH_OUTPUT = "no-speech-output"
+    NO_SPEECH = "no-speech"
+    MICROPHONE_FAILED = "microphone-failed"
+    MICROPHONE_BACK = "microphone-back"
+    """A microphone can be used again (or appeared after the start)."""
+    STT_FAILED = "stt-failed"
+    WAKE_FAILED = "wake-failed"
+    ENGINE_FAILED = "engine-failed"
+    TTS_FAILED = "tts-failed"
+    SPEAKER_FAILED = "speaker-failed"
+    HISTORY_FAILED = "history-failed"
 
 
 def _now() -> float:
@@ -95,14 +116,19 @@ class TurnMetrics(Event):
     generated_tokens: int = 0
     tokens_per_second: float = 0.0
     interrupted: bool = False
+    error: str = ""
+    """Why the turn broke off ('' when nothing failed), e.g. "RuntimeError: crash"."""
 
 
 @dataclass(frozen=True)
 class ErrorEvent(Event):
     text: str
     """One sentence for the user, with what to do."""
-    code: str = "error"
-    """Stable machine-readable kind, e.g. "no-microphone", "tts-failed", "engine-failed"."""
+    code: Code = Code.ERROR
+    """Stable machine-readable kind, e.g. `Code.TTS_FAILED` (a string is converted)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", Code(self.code))
 
 
 @dataclass(frozen=True)
@@ -110,4 +136,31 @@ class Notice(Event):
     """Something the user should be told once, that is not an error (e.g. degraded mode)."""
 
     text: str
-    code: str = "notice"
+    code: Code = Code.NOTICE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", Code(self.code))
+
+
+@dataclass(frozen=True)
+class Silenced(Event):
+    """The user asked for quiet: push-to-talk pressed (key, screen or GPIO button) or Stop.
+    A ringing timer stops on it."""
+
+
+@dataclass(frozen=True)
+class IntentMatched(Event):
+    """A skill understood the question and answers it instead of the language model
+    (sent before the reply's tokens)."""
+
+    intent: str
+    """E.g. "HassGetCurrentTime", "HearthArithmetic"."""
+    slots: Mapping[str, str] = field(default_factory=dict)
+    """What the sentence filled in, e.g. {"name": "pasta", "duration_seconds": "600"}."""
+
+
+@dataclass(frozen=True)
+class Announcement(Event):
+    """Something Hearth says on its own (a timer going off), outside any question."""
+
+    text: str

@@ -10,6 +10,9 @@ starts at the same message for several turns in a row, so an engine's prompt cac
 (llama.cpp reuses the KV state of the longest common prefix) stays valid and only the
 newest exchange is evaluated. Dropping one exchange per turn would shift the prompt on
 every turn and force a re-evaluation of the whole history each time.
+
+`Conversation` keeps one conversation by these rules; the voice pipeline and
+`hearth chat` both use it.
 """
 
 from __future__ import annotations
@@ -106,3 +109,44 @@ def limit_turns(
     step = max(1, min(drop_step, max_earlier_turns // 2))
     drop = min(-(-extra // step) * step, len(users) - 1)
     return system + turns[users[drop]:]
+
+
+class Conversation:
+    """A conversation's memory: the system prompt plus its latest turns, bounded.
+
+    Holds at most `max_turns` earlier exchanges; when one more would not fit, the oldest
+    go in a block (the rule of `limit_turns`), so what is sent starts at the same
+    message for several turns in a row and the engine's prompt cache stays valid.
+    Not thread-safe: the voice pipeline changes it under its turn lock.
+    """
+
+    def __init__(self, system_prompt: str, max_turns: int, drop_step: int = DROP_STEP) -> None:
+        self.system = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
+        self.max_turns = max(0, max_turns)
+        self.drop_step = drop_step
+        self.turns: list[ChatMessage] = []
+        """Earlier exchanges kept, oldest first: user, assistant, user, assistant, ..."""
+
+    @property
+    def messages(self) -> list[ChatMessage]:
+        """What the model sees before the next question: system prompt plus kept turns."""
+        return [*self.system, *self.turns]
+
+    def prompt(self, question: str) -> list[ChatMessage]:
+        """The messages that ask `question` (before any trimming to a context window)."""
+        return [*self.system, *self.turns, ChatMessage("user", question)]
+
+    def fit(self, engine: ChatEngine, question: str, max_reply_tokens: int) -> list[ChatMessage]:
+        """`prompt(question)` trimmed to `engine`'s context (see `fit_to_context`)."""
+        return fit_to_context(engine, self.prompt(question), max_reply_tokens)
+
+    def add(self, question: str, answer: str) -> None:
+        """Remember one exchange; drops a block of old ones past `max_turns`."""
+        self.turns += [ChatMessage("user", question), ChatMessage("assistant", answer)]
+        kept = limit_turns([*self.turns, ChatMessage("user", "")], self.max_turns,
+                           self.drop_step)
+        self.turns = kept[:-1]
+
+    def reset(self) -> None:
+        """Forget every turn (the system prompt stays)."""
+        self.turns = []

@@ -38,9 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.assistant.pipeline import MICROPHONE_BACK
 from app.config import Settings, default_config_path
-from app.events import State, TurnMetrics
+from app.events import Code, State, TurnMetrics
 from app.gui.banner import ERROR, NOTICE, MessageBanner
 from app.gui.bridge import EventBridge
 from app.gui.bubble_delegate import ConversationView
@@ -415,7 +414,7 @@ class MainWindow(QMainWindow):
     @Slot(str, str)
     def _on_notice(self, text: str, code: str) -> None:
         self.banner.show_message(text, NOTICE)
-        if code == MICROPHONE_BACK:  # a microphone appeared (or came back): talk again
+        if code == Code.MICROPHONE_BACK:  # a microphone appeared (or came back): talk again
             self._set_ready(True, has_microphone=True)
 
     @Slot(str)

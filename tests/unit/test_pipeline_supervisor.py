@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.assistant import pipeline
+from app.assistant import supervisor
 from app.assistant.pipeline import Assistant
 from app.events import (
     ErrorEvent,
@@ -186,7 +186,7 @@ def speak_once_the_microphone_is_there(
 def test_a_lost_microphone_is_reopened_with_backoff_and_announced(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pipeline, "_MIC_RETRY_FIRST_SECONDS", 0.01)
+    monkeypatch.setattr(supervisor, "MIC_RETRY_FIRST_SECONDS", 0.01)
     fresh = FakeMicrophone()
     reopen, attempts = opener_failing(2, fresh)
     log, stages = speak_once_the_microphone_is_there(FakeMicrophone(fail_reads=1), reopen,
@@ -200,7 +200,7 @@ def test_a_lost_microphone_is_reopened_with_backoff_and_announced(
 def test_typed_questions_work_while_the_microphone_is_gone_and_shutdown_stops_retrying(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pipeline, "_MIC_RETRY_FIRST_SECONDS", 0.01)
+    monkeypatch.setattr(supervisor, "MIC_RETRY_FIRST_SECONDS", 0.01)
     attempts: list[int] = []
 
     def reopen() -> FakeMicrophone:
@@ -223,7 +223,7 @@ def test_a_microphone_missing_at_start_is_picked_up_when_it_appears(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A Pi's service can start before its USB microphone is there."""
-    monkeypatch.setattr(pipeline, "_MIC_RETRY_FIRST_SECONDS", 0.01)
+    monkeypatch.setattr(supervisor, "MIC_RETRY_FIRST_SECONDS", 0.01)
     fresh = FakeMicrophone()
     appear_on_second_try, attempts = opener_failing(1, fresh)
     log, stages = speak_once_the_microphone_is_there(None, appear_on_second_try, fresh,

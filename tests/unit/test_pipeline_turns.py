@@ -191,7 +191,7 @@ def test_conversation_memory_stays_bounded_over_many_turns() -> None:
             log.wait_count(TurnMetrics, i + 1)
     finally:
         assistant.shutdown()
-    kept = [(m.role, m.content) for m in assistant._conversation]  # what lives on in memory
+    kept = [(m.role, m.content) for m in assistant.conversation.turns]  # what lives on in memory
     assert kept == [("user", "question 28"), ("assistant", "Answer 28."),
                     ("user", "question 29"), ("assistant", "Answer 29.")]
     assert [m.content for m in assistant.messages[1:]] == [c for _r, c in kept]

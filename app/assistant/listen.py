@@ -1,0 +1,240 @@
+"""The ears: the capture stage (microphone -> listen queue) and the listen stage (wake
+word, voice activity, recognizer).
+
+The listen thread decides what each piece of microphone audio is for, by what the
+assistant is doing:
+- a turn is listening: the recognizer hears it (and, for a turn the endpointer ends,
+  so does the endpointer);
+- idle: the wake word or, hands-free, speech detected by the VAD starts a turn;
+- thinking or speaking (`_while_answering`): audio that can interrupt the reply.
+  Capture passes audio on in these states only when it can be used (the wake word
+  with `listen_while_speaking`); otherwise it is half duplex.
+"""
+
+from __future__ import annotations
+
+import enum
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from app.assistant import beeps
+from app.assistant.frames import FileAudio, ListenItem, ListenStart, MicAudio, Stop
+from app.assistant.stage import Stage
+from app.assistant.turn import Trigger, Turn, TurnLedger
+from app.assistant.voice import VoiceStage
+from app.config import Settings
+from app.events import AudioLevel, Event, PartialTranscript, State
+from speech.audio import AudioChunk
+from speech.errors import SpeechError
+from speech.io import AudioSource
+from speech.stt import SpeechRecognizer
+from speech.vad import Endpointer, VadEventKind
+from speech.wake import WakeWordDetector
+
+
+class StartMode(enum.Enum):
+    """What starts a spoken turn besides a press (the `[assistant] trigger` setting)."""
+
+    PRESS = "press"
+    """Push-to-talk or the button; the wake word too when it is enabled."""
+    WAKE_WORD = "wake-word"
+    HANDS_FREE = "hands-free"
+    """Speech detected by the VAD while idle."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> StartMode:
+        trigger = settings.assistant.trigger
+        return cls(trigger) if trigger in ("wake-word", "hands-free") else cls.PRESS
+
+
+class ListenStage:
+    """Capture and listen loops. `start_turn(trigger, at)` begins a spoken turn (None
+    when none began); `ask(turn)` hands a turn whose question is known to the reply."""
+
+    def __init__(self, settings: Settings, ledger: TurnLedger, emit: Callable[[Event], None],
+                 voice: VoiceStage, *, microphone: Stage[AudioSource],
+                 recognizer: Stage[SpeechRecognizer], wake: Stage[WakeWordDetector],
+                 start_turn: Callable[[Trigger, float], Turn | None],
+                 ask: Callable[[Turn], None]) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.voice = voice
+        self.microphone = microphone
+        self.recognizer = recognizer
+        self.wake = wake
+        self.mode = StartMode.of(settings)
+        self.q: queue.Queue[ListenItem] = queue.Queue()
+        self.flush_microphone = threading.Event()
+        """Set: capture drops what the microphone holds (our own voice, after a reply)."""
+        self.started_microphone: AudioSource | None = None
+        """The microphone capture need not start (reopening it already did)."""
+        self.part: Stage[SpeechRecognizer] | Stage[WakeWordDetector] = recognizer
+        """The component the listen thread is running, to blame the right one."""
+        self._emit = emit
+        self._start_turn = start_turn
+        self._ask = ask
+        self._hearing: Turn | None = None
+        self._endpointer: Endpointer | None = None
+
+    # ---- capture thread --------------------------------------------------------------
+
+    def capture(self, stopping: threading.Event) -> None:
+        """Read the microphone until `stopping`, passing on what the listen stage can use."""
+        mic = self.microphone.component
+        if mic is None:
+            return
+        if mic is not self.started_microphone:
+            mic.start()
+            self.started_microphone = mic
+        while not stopping.is_set():
+            chunk = mic.read(timeout=0.1)
+            if self.flush_microphone.is_set():
+                self.flush_microphone.clear()
+                mic.flush()
+                continue
+            if chunk is None:
+                if mic.exhausted:
+                    time.sleep(0.05)
+                continue
+            if self._wants_audio():
+                self.q.put(MicAudio(chunk))
+
+    def _wants_audio(self) -> bool:
+        state = self.ledger.state
+        if state == State.LISTENING:
+            return True
+        if self.voice.announcing:
+            return False
+        if state == State.IDLE:
+            return self.wake.component is not None or self.mode is StartMode.HANDS_FREE
+        # THINKING / SPEAKING: half duplex unless the wake word may barge in
+        return self.settings.audio.listen_while_speaking and self.wake.component is not None
+
+    # ---- listen thread ---------------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            item = self.q.get()
+            if isinstance(item, Stop):
+                return
+            if isinstance(item, MicAudio):
+                self._microphone_audio(item.chunk)
+            elif isinstance(item, ListenStart):
+                if not item.turn.cancel.is_set():
+                    self.begin(item.turn)
+            elif item.turn is self._hearing:
+                if isinstance(item, FileAudio):
+                    self._hear(item.turn, item.chunk)
+                else:
+                    self._end(item.turn)
+
+    def begin(self, turn: Turn) -> None:
+        """Start recognizing `turn`'s question (on the listen thread)."""
+        recognizer = self._need_recognizer()
+        recognizer.reset()
+        self._hearing = turn
+        self.recognizer.busy = turn
+        if turn.trigger is Trigger.WAKE_WORD:  # (a VAD turn's endpointer is mid-utterance)
+            self._vad().reset()
+
+    def failed(self) -> None:
+        """The listen thread failed: whatever it was hearing is dropped."""
+        self._hearing = None
+
+    def _microphone_audio(self, chunk: AudioChunk) -> None:
+        turn = self._hearing
+        if turn is not None:
+            if turn.trigger.live:
+                self._hear(turn, chunk)
+        elif self.ledger.state in (State.THINKING, State.SPEAKING):
+            self._while_answering(chunk)
+        elif self.ledger.state == State.IDLE:
+            self._while_idle(chunk)
+
+    def _while_idle(self, chunk: AudioChunk) -> None:
+        """The wake word, or (hands-free) speech starting, begins a turn."""
+        if self.wake.component is not None:
+            self._spot_wake_word(chunk)
+        elif self.mode is StartMode.HANDS_FREE:
+            for event in self._vad().process(chunk):
+                if event.kind == VadEventKind.SPEECH_START:
+                    turn = self._start_turn(Trigger.VAD, time.monotonic())
+                    if turn is not None:  # pre-roll and speech so far: the first syllables
+                        self.begin(turn)
+                        self._hear(turn, event.audio, endpoint=False)
+
+    def _while_answering(self, chunk: AudioChunk) -> None:
+        """Audio heard while Hearth thinks or speaks: the wake word barges in."""
+        if self.wake.component is not None:
+            self._spot_wake_word(chunk)
+
+    def _spot_wake_word(self, chunk: AudioChunk) -> None:
+        wake = self.wake.component
+        if wake is None:
+            return
+        self.part = self.wake
+        detected = wake.process(chunk)
+        self.part = self.recognizer
+        if detected:
+            turn = self._start_turn(Trigger.WAKE_WORD, time.monotonic())
+            if turn is not None:
+                self.begin(turn)
+
+    def _hear(self, turn: Turn, chunk: AudioChunk, endpoint: bool = True) -> None:
+        """Feed the recognizer; `endpoint` also feeds the endpointer (wake/VAD turns)."""
+        if turn.cancel.is_set():
+            self._stop_hearing()
+            return
+        recognizer = self._need_recognizer()
+        self._emit(AudioLevel(_rms(chunk), turn_id=turn.turn_id))
+        partial = recognizer.accept(chunk)
+        if partial is not None and partial.text and partial.text != turn.last_partial:
+            turn.last_partial = partial.text
+            self._emit(PartialTranscript(partial.text, turn_id=turn.turn_id))
+        turn.listened_seconds += chunk.seconds
+        if endpoint and turn.trigger.endpointed:
+            ended = any(e.kind == VadEventKind.SPEECH_END for e in self._vad().process(chunk))
+            too_long = turn.listened_seconds >= self.settings.vad.max_utterance_seconds
+            if ended or too_long:
+                self.ledger.end_of_input(turn, time.monotonic())
+                self._end(turn)
+
+    def _end(self, turn: Turn) -> None:
+        transcript = self._need_recognizer().finish()
+        self._stop_hearing()
+        self.ledger.end_of_input(turn, time.monotonic())
+        with self.ledger.lock:
+            if turn.cancel.is_set() or turn.finished:
+                return
+            self.voice.beep(beeps.stop_beep)
+            if self.ledger.question(turn, transcript.text.strip()):
+                self._ask(turn)
+
+    def _stop_hearing(self) -> None:
+        self._hearing = None
+        self.recognizer.busy = None
+
+    def _need_recognizer(self) -> SpeechRecognizer:
+        recognizer = self.recognizer.component
+        if recognizer is None:
+            raise SpeechError("no speech recognizer is available")
+        return recognizer
+
+    def _vad(self) -> Endpointer:
+        if self._endpointer is None:
+            v = self.settings.vad
+            self._endpointer = Endpointer(
+                self._need_recognizer().sample_rate, v.aggressiveness, v.energy_threshold,
+                v.pre_roll_ms, v.end_silence_ms, max_utterance_seconds=v.max_utterance_seconds)
+        return self._endpointer
+
+
+def _rms(chunk: AudioChunk) -> float:
+    if chunk.frames == 0:
+        return 0.0
+    samples = chunk.to_float()
+    return float(np.sqrt(np.mean(np.square(samples))))

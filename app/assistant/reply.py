@@ -1,0 +1,138 @@
+"""The reply stage: skills first, then the language model; the reply streams out piece
+by piece and each finished sentence goes to the voice while the rest is written.
+
+A `Skills` object (see `app.skills`) answers what it understands in Hearth's own words
+(the time, a timer, arithmetic); its answer is streamed like the model's, after an
+`IntentMatched` event. Anything else goes to the engine, with the conversation so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.assistant.frames import Question, ReplyItem, Stop
+from app.assistant.stage import Stage
+from app.assistant.turn import Turn, TurnLedger
+from app.assistant.voice import VoiceStage
+from app.config import Settings
+from app.events import Event, IntentMatched
+from app.generation import generation_options
+from engine.base import ChatEngine, ChatMessage, GenerationStats
+from engine.conversation import fit_to_context
+from speech.sentences import SentenceSplitter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SkillAnswer:
+    text: str
+    """What Hearth says, in its own words."""
+    intent: str
+    """E.g. "HassGetCurrentTime", "HearthArithmetic"."""
+    slots: Mapping[str, str]
+    """E.g. {"name": "pasta", "duration_seconds": "600"}."""
+
+
+class Skills(Protocol):
+    def answer(self, text: str) -> SkillAnswer | None:
+        """The answer to `text`, or None when the engine should answer."""
+
+
+class ReplyStage:
+    """Answers each `Question` from its queue, on its own thread."""
+
+    def __init__(self, settings: Settings, ledger: TurnLedger, emit: Callable[[Event], None],
+                 engine: Stage[ChatEngine], voice: VoiceStage, skills: Skills | None,
+                 *, warm_up: bool) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.engine = engine
+        self.voice = voice
+        self.skills = skills
+        self.q: queue.Queue[ReplyItem] = queue.Queue()
+        self._emit = emit
+        self._warm_up = warm_up
+
+    def ask(self, turn: Turn) -> None:
+        self.q.put(Question(turn))
+
+    def run(self) -> None:
+        if self._warm_up:
+            self._warm_up = False  # once, not again after a restart
+            self._warm_up_engine()
+        while True:
+            item = self.q.get()
+            if isinstance(item, Stop):
+                return
+            turn = item.turn
+            if turn.stop_generating.is_set() or turn.finished:
+                continue
+            self.engine.busy = turn
+            self._answer(turn)
+            self.engine.busy = None
+
+    def _warm_up_engine(self) -> None:
+        """Evaluate the system prompt now, so the first turn finds it in the cache."""
+        engine = self._engine()
+        started = time.monotonic()
+        with self.ledger.lock:
+            messages = [*self.ledger.conversation.messages, ChatMessage("user", "Hello.")]
+        for _ in engine.chat(messages, generation_options(self.settings, max_tokens=1)):
+            pass
+        log.info("engine warm-up took %.0f ms", (time.monotonic() - started) * 1000)
+
+    def _answer(self, turn: Turn) -> None:
+        skill = self._skill_answer(turn)
+        if skill is not None:
+            self._emit(IntentMatched(skill.intent, dict(skill.slots), turn_id=turn.turn_id))
+            self._stream(turn, [skill.text], lambda: GenerationStats())
+            return
+        engine = self._engine()
+        options = generation_options(self.settings)
+        with self.ledger.lock:
+            prompt = self.ledger.conversation.prompt(turn.user_text)
+        messages = fit_to_context(engine, prompt, options.max_tokens)
+        # after a cancel the engine returns by itself at its next token check, which
+        # leaves its stats complete
+        pieces = engine.chat(messages, options, cancel=turn.stop_generating)
+        self._stream(turn, pieces, lambda: engine.last_stats)
+
+    def _skill_answer(self, turn: Turn) -> SkillAnswer | None:
+        if self.skills is None:
+            return None
+        try:
+            return self.skills.answer(turn.user_text)
+        except Exception:  # a broken skill must not cost the answer: the engine gives it
+            log.exception("the skills failed on %r", turn.user_text)
+            return None
+
+    def _stream(self, turn: Turn, pieces: Iterable[str],
+                stats: Callable[[], GenerationStats | None]) -> None:
+        speak = self.voice.output
+        splitter = SentenceSplitter()
+        for piece in pieces:
+            # a piece already on its way when the turn was stopped is dropped
+            if not piece or turn.stop_generating.is_set():
+                continue
+            if not self.ledger.reply_piece(turn, piece):
+                continue
+            if speak:
+                for sentence in splitter.feed(piece):
+                    self.voice.say(turn, sentence)
+        if speak and not turn.stop_generating.is_set():
+            for sentence in splitter.flush():
+                self.voice.say(turn, sentence)
+        if self.ledger.answered(turn, stats(), spoken=speak):
+            self.voice.end_reply(turn)
+
+    def _engine(self) -> ChatEngine:
+        engine = self.engine.component
+        if engine is None:
+            raise RuntimeError("no language model is loaded")
+        return engine

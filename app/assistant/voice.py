@@ -1,0 +1,205 @@
+"""The voice: synthesis and playback stages, beeps and announcements.
+
+The synthesis thread turns each `Sentence` into audio while the speaker plays the
+one before; the playback thread plays it, checking the turn's cancel token per
+chunk. An announcement (`announce`) is synthesized before the sentences waiting in
+the queue and played at the next sentence boundary: after the sentence being spoken,
+before the rest of the reply.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+
+from app.assistant.frames import (
+    Announce,
+    AnnouncementAudio,
+    Beep,
+    PlayItem,
+    ReplyEnd,
+    Sentence,
+    SentenceEnd,
+    Speech,
+    Stop,
+    SynthItem,
+    drain,
+)
+from app.assistant.stage import Stage
+from app.assistant.turn import Turn, TurnLedger, Voice
+from app.config import Settings
+from speech.audio import AudioChunk
+from speech.io import AudioSink
+from speech.tts import SpeechSynthesizer
+
+
+class VoiceStage:
+    """Speaks replies sentence by sentence; `output` False means text-only replies."""
+
+    def __init__(self, settings: Settings, ledger: TurnLedger,
+                 synthesizer: Stage[SpeechSynthesizer], speaker: Stage[AudioSink],
+                 *, output: bool) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.synthesizer = synthesizer
+        self.speaker = speaker
+        self.output = output
+        """True while replies are spoken (False after a voice failure)."""
+        self.synth_q: queue.Queue[SynthItem] = queue.Queue()
+        self.play_q: queue.Queue[PlayItem] = queue.Queue()
+        self._to_synthesize: collections.deque[Announce] = collections.deque()
+        self._to_play: collections.deque[AnnouncementAudio] = collections.deque()
+        self._sentence_of: Turn | None = None
+        """The turn whose sentence is partly played (announcements wait for its end)."""
+        self._announcement_cancel = threading.Event()
+        self.announcing = False
+        """An announcement is being played (the microphone ignores it)."""
+
+    # ---- called by the other stages and the facade ---------------------------------
+
+    def say(self, turn: Turn, sentence: str) -> None:
+        self.synth_q.put(Sentence(turn, sentence))
+
+    def end_reply(self, turn: Turn) -> None:
+        """The reply is complete: the turn ends when what is queued has been spoken."""
+        self.synth_q.put(ReplyEnd(turn))
+
+    def beep(self, make: Callable[[int], AudioChunk]) -> None:
+        synthesizer = self.synthesizer.component
+        if self.settings.audio.beeps and self.output and synthesizer is not None:
+            self.play_q.put(Beep(make(synthesizer.sample_rate)))
+
+    def announce(self, text: str, sound: AudioChunk | None) -> None:
+        if self.output:
+            self._to_synthesize.append(Announce(text, sound))
+            self.synth_q.put(Announce(text, sound))  # wakes the synthesis thread
+
+    def silence(self, turn: Turn | None) -> None:
+        """Stop the speaker now (when `turn` is speaking) and drop queued speech; the
+        turn's cancel token is already set."""
+        if turn is not None and turn.voice is Voice.SPEAKING:
+            self._stop_speaker()
+        drain(self.synth_q, keep=lambda item: isinstance(item, Announce))
+        drain(self.play_q, keep=lambda item: isinstance(item, AnnouncementAudio))
+
+    def hush(self) -> None:
+        """The user asked for quiet: stop the announcement playing, drop those waiting."""
+        self._to_synthesize.clear()
+        self._to_play.clear()
+        self._announcement_cancel.set()
+        if self.announcing:
+            self._stop_speaker()
+
+    def mute(self, turn: Turn) -> None:
+        """The voice failed while speaking `turn`: drop its audio, let the text finish."""
+        self.ledger.mute(turn)
+        drain(self.play_q)
+
+    def stop(self) -> None:
+        self.synth_q.put(Stop())
+        self.play_q.put(Stop())
+
+    def _stop_speaker(self) -> None:
+        speaker = self.speaker.component
+        if speaker is not None:
+            with contextlib.suppress(Exception):
+                speaker.stop()
+
+    # ---- synthesis thread ------------------------------------------------------------
+
+    def run_synthesis(self) -> None:
+        while True:
+            item = self.synth_q.get()
+            self._synthesize_announcements()
+            if isinstance(item, Stop):
+                return
+            if isinstance(item, Announce):
+                continue  # (synthesized above)
+            turn = item.turn
+            if turn.cancel.is_set() or turn.finished:
+                continue
+            if isinstance(item, ReplyEnd):
+                self.play_q.put(item)
+            elif not (turn.stop_generating.is_set() or turn.voice is Voice.DONE):
+                self._synthesize(turn, item.text)
+
+    def _synthesize(self, turn: Turn, text: str) -> None:
+        synthesizer = self.synthesizer.component
+        if synthesizer is None or not self.output:
+            return
+        self.synthesizer.busy = turn
+        for chunk in synthesizer.synthesize(text, turn.cancel):
+            if turn.cancel.is_set():
+                break
+            self.ledger.first_audio(turn)
+            self.play_q.put(Speech(turn, chunk))
+        self.synthesizer.busy = None
+        self.play_q.put(SentenceEnd(turn))
+
+    def _synthesize_announcements(self) -> None:
+        while self._to_synthesize:
+            announcement = self._to_synthesize.popleft()
+            synthesizer = self.synthesizer.component
+            if synthesizer is None or not self.output:
+                continue
+            chunks = [] if announcement.sound is None else [announcement.sound]
+            chunks += synthesizer.synthesize(announcement.text)
+            ready = AnnouncementAudio(announcement.text, chunks)
+            self._to_play.append(ready)
+            self.play_q.put(ready)  # wakes the playback thread
+
+    # ---- playback thread -------------------------------------------------------------
+
+    def run_playback(self) -> None:
+        while True:
+            item = self.play_q.get()
+            if isinstance(item, Stop):
+                return
+            if isinstance(item, Beep):
+                speaker = self.speaker.component
+                if speaker is not None:
+                    speaker.play(item.chunk)
+            elif not isinstance(item, AnnouncementAudio):
+                self._play(item)
+            self._play_announcements()
+
+    def _play(self, item: Speech | SentenceEnd | ReplyEnd) -> None:
+        turn = item.turn
+        if turn.cancel.is_set() or turn.finished:
+            return
+        if isinstance(item, ReplyEnd):
+            self._sentence_of = None
+            self.ledger.speech_ended(turn)
+        elif isinstance(item, SentenceEnd):
+            self._sentence_of = None
+            if turn.stop_generating.is_set() and turn.voice is Voice.SPEAKING:
+                self.ledger.speech_ended(turn, interrupted=True)
+        else:
+            speaker = self.speaker.component
+            if speaker is None or not self.ledger.speech_started(turn):
+                return
+            self._sentence_of = turn
+            self.speaker.busy = turn
+            speaker.play(item.chunk, turn.cancel)
+            self.speaker.busy = None
+
+    def _play_announcements(self) -> None:
+        """Play what is announced, unless in the middle of a sentence."""
+        turn = self._sentence_of
+        if turn is not None and not (turn.cancel.is_set() or turn.finished):
+            return
+        while self._to_play:
+            announcement = self._to_play.popleft()
+            speaker = self.speaker.component
+            if speaker is None:
+                continue
+            self._announcement_cancel.clear()
+            self.announcing = True
+            try:
+                for chunk in announcement.chunks:
+                    speaker.play(chunk, self._announcement_cancel)
+            finally:
+                self.announcing = False
