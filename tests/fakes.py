@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from app.assistant.pipeline import Assistant
+from app.assistant.reply import SkillAnswer
 from app.config import Settings, replace
 from app.events import Event, State, TurnMetrics
 from app.history import History
@@ -296,6 +297,50 @@ class FakeWake(WakeWordDetector):
         return False
 
 
+class FakeSkills:
+    """Answers the questions in `answers` (text -> SkillAnswer); None for the rest, so the
+    engine answers. `fail` makes every call raise `StageFailure`."""
+
+    def __init__(self, answers: dict[str, SkillAnswer] | None = None, fail: bool = False) -> None:
+        self.answers = answers or {}
+        self.fail = fail
+        self.asked: list[str] = []
+
+    def answer(self, text: str) -> SkillAnswer | None:
+        self.asked.append(text)
+        if self.fail:
+            raise StageFailure("the fake skills were told to fail")
+        return self.answers.get(text)
+
+
+class BlockingHistory:
+    """A history stand-in whose writes wait, while `blocked` is set, until `release` is
+    set (a slow disk). Rows are kept in memory: {"user_text", "reply", "complete"}."""
+
+    def __init__(self) -> None:
+        self.path = "/fake/history.sqlite3"
+        self.blocked = threading.Event()
+        self.release = threading.Event()
+        self.writing = threading.Event()
+        """Set while a write is waiting for `release`."""
+        self.rows: list[dict[str, Any]] = []
+
+    def _wait(self) -> None:
+        if self.blocked.is_set():
+            self.writing.set()
+            self.release.wait(30)
+            self.writing.clear()
+
+    def start_turn(self, *, user_text: str, **ids: str) -> int:
+        self._wait()
+        self.rows.append({"user_text": user_text, "reply": "", "complete": False, **ids})
+        return len(self.rows)
+
+    def finish_turn(self, turn_id: int, record: Any) -> None:
+        self._wait()
+        self.rows[turn_id - 1].update(reply=record.reply, complete=True)
+
+
 @dataclass
 class Stages:
     """The fakes one `run_pipeline` call used (to inspect after the run)."""
@@ -307,6 +352,7 @@ class Stages:
     speaker: FakeSpeaker | None = field(default_factory=lambda: FakeSpeaker(speed=0.2))
     wake: FakeWake | None = None
     history: History | None = None
+    skills: FakeSkills | None = None
 
 
 class EventLog:
@@ -357,7 +403,8 @@ def run_pipeline(steps: Sequence[Step], stages: Stages | None = None,
     assistant = Assistant(
         settings or fake_settings(), engine=stages.engine, recognizer=stages.recognizer,
         synthesizer=stages.synthesizer, microphone=stages.microphone, speaker=stages.speaker,
-        history=stages.history, wake=stages.wake, factories=factories, warm_up=False)
+        history=stages.history, wake=stages.wake, factories=factories, warm_up=False,
+        skills=stages.skills)
     assistant.subscribe(log)
     assistant.start()
     try:

@@ -9,17 +9,15 @@ with the first. Each stage runs on its own thread, connected by queues of typed 
     microphone -> [capture] -> [listen: wake / VAD / recognizer]      (listen.py)
     -> [reply: skills, engine, sentences] -> [synthesis] -> [playback]  (reply.py, voice.py)
 
-`TurnLedger` (turn.py) keeps the current turn and the state under a lock never held
-during I/O; events go out through an `EventBus` (bus.py) with its own thread, where
-the `HistoryRecorder` writes the history. Control actions (push-to-talk, stop, text)
-never wait in the stage queues: they set the turn's cancel tokens, silence the
-speaker and flush the queues directly. The `Supervisor` restarts a failed stage.
-`Assistant` is the facade the GUI, the headless runner and file mode drive.
+`TurnLedger` (turn.py) keeps the turn and the state under a lock never held during
+I/O; events go out through an `EventBus` with its own thread, where the
+`HistoryRecorder` writes the history. Control actions (push-to-talk, stop, text) never
+wait in the stage queues: they set the turn's cancel tokens, silence the speaker and
+flush the queues. `Assistant` is the facade the GUI, headless mode and file mode drive.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -46,10 +44,6 @@ from speech.resample import resample
 from speech.stt import SpeechRecognizer
 from speech.tts import SpeechSynthesizer
 from speech.wake import WakeWordDetector
-
-log = logging.getLogger(__name__)
-
-StageFactory = Callable[[], Any]
 
 _FILE_BLOCK_SECONDS = 0.1
 """File audio is fed to the recognizer in blocks of this length (as fast as it takes)."""
@@ -80,7 +74,7 @@ class Assistant:
         speaker: AudioSink | None = None,
         history: History | None = None,
         wake: WakeWordDetector | None = None,
-        factories: Mapping[str, StageFactory] | None = None,
+        factories: Mapping[str, Callable[[], Any]] | None = None,
         warm_up: bool = True,
         skills: Skills | None = None,
     ) -> None:
@@ -94,13 +88,12 @@ class Assistant:
                                          settings.assistant.max_history_turns)
         self._ledger = TurnLedger(self.conversation, self.bus.emit,
                                   lambda: self.engine.last_stats, self._on_idle)
-        self._recorder = HistoryRecorder(history, self.bus.emit, lambda: self._stages.model_ids(
-            speaking=self.speech_output))
+        self._recorder = HistoryRecorder(
+            history, self.bus.emit, lambda: self._stages.model_ids(speaking=self.speech_output))
         self.bus.subscribe(self._recorder)
+        speaks = speaker is not None and synthesizer is not None and settings.tts.enabled
         self._voice = VoiceStage(settings, self._ledger, self._stages.synthesizer,
-                                 self._stages.speaker, output=(
-                                     speaker is not None and synthesizer is not None
-                                     and settings.tts.enabled))
+                                 self._stages.speaker, output=speaks)
         self._reply = ReplyStage(settings, self._ledger, self.bus.emit, self._stages.engine,
                                  self._voice, skills, warm_up=warm_up)
         self._listen = ListenStage(
@@ -112,33 +105,31 @@ class Assistant:
                                       tell_once=self.bus.tell_once, interrupt=self._interrupt)
         self._started = False
 
-    # ---- components and state --------------------------------------------------------
-
     @property
     def engine(self) -> ChatEngine:
         engine = self._stages.engine.component
         assert engine is not None, "the engine is never dropped, only rebuilt"
-        return engine  # type: ignore[no-any-return]
+        return engine
 
     @property
     def recognizer(self) -> SpeechRecognizer | None:
-        return self._stages.recognizer.component  # type: ignore[no-any-return]
+        return self._stages.recognizer.component
 
     @property
     def synthesizer(self) -> SpeechSynthesizer | None:
-        return self._stages.synthesizer.component  # type: ignore[no-any-return]
+        return self._stages.synthesizer.component
 
     @property
     def microphone(self) -> AudioSource | None:
-        return self._stages.microphone.component  # type: ignore[no-any-return]
+        return self._stages.microphone.component
 
     @property
     def speaker(self) -> AudioSink | None:
-        return self._stages.speaker.component  # type: ignore[no-any-return]
+        return self._stages.speaker.component
 
     @property
     def wake(self) -> WakeWordDetector | None:
-        return self._stages.wake.component  # type: ignore[no-any-return]
+        return self._stages.wake.component
 
     @property
     def history(self) -> History | None:
@@ -173,11 +164,10 @@ class Assistant:
 
     def start(self) -> None:
         """Start the stage threads (and the microphone). Call once."""
-        if self._started:
-            return
-        self._started = True
-        self.bus.start()
-        self._supervisor.start()
+        if not self._started:
+            self._started = True
+            self.bus.start()
+            self._supervisor.start()
 
     def shutdown(self, timeout: float = 2.0) -> None:
         """Stop: the sentence being spoken finishes (within `timeout`), the turn is saved
@@ -269,11 +259,8 @@ class Assistant:
         self._voice.announce(text, sound)
 
     def history_failed(self, text: str) -> None:
-        """Tell the user (a `Notice`) that the conversation is not being saved: once while
-        saving keeps failing, and again after a save has worked in between."""
+        """Tell the user that the conversation is not being saved (see `HistoryRecorder`)."""
         self._recorder.failed(text)
-
-    # ---- turns -----------------------------------------------------------------------
 
     def _silenced(self) -> None:
         self._voice.hush()
@@ -290,22 +277,22 @@ class Assistant:
         return turn
 
     def _replace_turn(self, trigger: Trigger, at: float) -> Turn | None:
-        """Cancel the turn in progress (silencing it first), then begin the new one."""
+        """Silence the turn in progress, then begin the new one (which closes it)."""
         current = self._ledger.current
         if current is not None:
-            current.cancel.set()
-            current.stop_generating.set()
-            self._voice.silence(current)
+            self._silence(current)
         return self._ledger.begin(trigger, at)
 
     def _interrupt(self, turn: Turn) -> None:
         """Barge-in / stop: cancel everything of `turn` now and close it as interrupted."""
-        if turn.finished:
-            return
+        if not turn.finished:
+            self._silence(turn)
+            self._ledger.finish(turn, interrupted=True)
+
+    def _silence(self, turn: Turn) -> None:
         turn.cancel.set()
         turn.stop_generating.set()
         self._voice.silence(turn)
-        self._ledger.finish(turn, interrupted=True)
 
     def _on_idle(self) -> None:
         if not self.settings.audio.listen_while_speaking:

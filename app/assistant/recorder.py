@@ -1,5 +1,5 @@
-"""The history recorder: writes each turn to the history database from the events, and
-gives the C heap's free memory back after each turn.
+"""The history recorder: writes each turn to the history database from the events, logs
+its timings and gives the C heap's free memory back after each turn.
 
 It is an `EventBus` subscriber, so the SQLite writes (an fsync can take a third of a
 second on an SD card) and `malloc_trim` run on the bus's dispatcher thread: never under
@@ -55,6 +55,7 @@ class HistoryRecorder:
         elif isinstance(event, ReplyFinished):
             self._reply = event.text
         elif isinstance(event, TurnMetrics):
+            _log_metrics(event)
             if self._row is not None:
                 record = TurnRecord.from_metrics(reply=self._reply,
                                                  interrupted=event.interrupted,
@@ -91,6 +92,12 @@ class HistoryRecorder:
         with self._lock:
             self._failing = False
         return result
+
+
+def _log_metrics(m: TurnMetrics) -> None:
+    log.info("turn %d%s: stt_final %.0f ms, first token %.0f ms, first audio %.0f ms, "
+             "total %.0f ms, %.1f tokens/s", m.turn_id, " (interrupted)" if m.interrupted else "",
+             m.stt_final_ms, m.first_token_ms, m.first_audio_ms, m.total_ms, m.tokens_per_second)
 
 
 def _load_malloc_trim() -> Callable[[int], int] | None:

@@ -1,16 +1,14 @@
 """Turns and the ledger that keeps them: who is current, what phase each is in, and the
 events and metrics their lives produce.
 
-`TurnLedger` holds the one lock of the pipeline and the assistant's `State` machine.
-Its methods are the only places a turn changes; each takes the lock, updates the turn
-and emits the matching events. It does no I/O (no disk, no devices), so a control
-action that needs the lock never waits on either.
+`TurnLedger` holds the pipeline's lock and the assistant's `State` machine. Its methods
+are the only places a turn changes: each takes the lock, updates the turn and emits the
+events. It does no I/O, so a control action that needs the lock never waits on disk.
 """
 
 from __future__ import annotations
 
 import enum
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -32,8 +30,6 @@ from app.events import (
 )
 from engine.base import GenerationStats
 from engine.conversation import Conversation
-
-log = logging.getLogger(__name__)
 
 
 class Trigger(enum.StrEnum):
@@ -287,7 +283,7 @@ class TurnLedger:
         stats = turn.stats
         if stats is None and turn.first_token_at is not None:
             stats = self._stats_in_progress()  # cut short: the call in progress
-        metrics = TurnMetrics(
+        return TurnMetrics(
             stt_final_ms=since(turn.final_at),
             first_token_ms=since(turn.first_token_at),
             first_audio_ms=since(turn.first_audio_at),
@@ -296,12 +292,6 @@ class TurnLedger:
             generated_tokens=stats.generated_tokens if stats else len(turn.reply),
             tokens_per_second=round(stats.decode_tokens_per_second, 2) if stats else 0.0,
             interrupted=interrupted, error=error, turn_id=turn.turn_id, timestamp=now)
-        log.info("turn %d%s: stt_final %.0f ms, first token %.0f ms, first audio %.0f ms, "
-                 "total %.0f ms, %.1f tokens/s", turn.turn_id,
-                 " (interrupted)" if interrupted else "", metrics.stt_final_ms,
-                 metrics.first_token_ms, metrics.first_audio_ms, metrics.total_ms,
-                 metrics.tokens_per_second)
-        return metrics
 
     def _set_state(self, state: State, turn: Turn) -> None:
         event = self._machine.change(state, turn.turn_id)

@@ -200,6 +200,8 @@ class VoiceStage:
             self.announcing = True
             try:
                 for chunk in announcement.chunks:
+                    if self._announcement_cancel.is_set():
+                        break
                     speaker.play(chunk, self._announcement_cancel)
             finally:
                 self.announcing = False

@@ -1,8 +1,10 @@
 """`hearth chat`: a text conversation with the chat model in the terminal, streaming.
 
 Each line typed is a user turn; the reply is printed word by word as the model writes
-it. The conversation is remembered for the session and trimmed to the model's context
-by `engine.conversation.fit_to_context`, so it can go on for as long as you like.
+it. The conversation is remembered for the session by `engine.conversation.Conversation`
+(the voice assistant's rule: the last `max_history_turns` exchanges, old ones dropped in
+blocks so the prompt cache stays valid) and trimmed to the model's context, so it can
+go on for as long as you like.
 Ctrl-C stops a reply early (the conversation continues); Ctrl-C at the prompt, Ctrl-D,
 `/quit` or `/exit` leave; `/reset` starts a new conversation. Input may also be piped in,
 one question per line; the prompt and speed notes are then left out.
@@ -18,21 +20,14 @@ import threading
 from collections.abc import Iterator
 from typing import TextIO
 
-from app.config import Settings
-from app.engine_setup import build_engine, generation_defaults
-from engine.base import ChatEngine, ChatMessage, GenerationOptions
-from engine.conversation import fit_to_context, limit_turns
+from app.config import Settings, replace
+from app.engine_setup import build_engine
+from app.generation import generation_options
+from engine.base import ChatEngine, GenerationOptions
+from engine.conversation import Conversation
 
 QUIT_COMMANDS = ("/quit", "/exit")
 RESET_COMMAND = "/reset"
-
-
-def _options(settings: Settings, args: argparse.Namespace) -> GenerationOptions:
-    values = generation_defaults(settings)
-    for key in ("temperature", "max_tokens", "seed"):
-        if getattr(args, key, None) is not None:
-            values[key] = getattr(args, key)
-    return GenerationOptions(**values)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
@@ -56,21 +51,14 @@ class ChatSession:
                  max_history_turns: int) -> None:
         self.engine = engine
         self.options = options
-        self.max_history_turns = max_history_turns
-        self.system = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
-        self.turns: list[ChatMessage] = []
+        self.conversation = Conversation(system_prompt, max_history_turns)
 
     def reset(self) -> None:
-        self.turns = []
-
-    def _history_for(self, question: str) -> list[ChatMessage]:
-        history = limit_turns([*self.system, *self.turns, ChatMessage("user", question)],
-                              self.max_history_turns)
-        return fit_to_context(self.engine, history, self.options.max_tokens)
+        self.conversation.reset()
 
     def reply(self, question: str, out: TextIO) -> str:
         """Stream the answer to `question` into `out`; returns the text (even if cut short)."""
-        messages = self._history_for(question)
+        messages = self.conversation.fit(self.engine, question, self.options.max_tokens)
         cancel = threading.Event()
         pieces: list[str] = []
         with _ctrl_c_cancels(cancel):
@@ -81,7 +69,7 @@ class ChatSession:
         out.write("\n")
         out.flush()
         answer = "".join(pieces).strip()
-        self.turns += [ChatMessage("user", question), ChatMessage("assistant", answer)]
+        self.conversation.add(question, answer)
         return answer
 
     def stats_line(self) -> str:
@@ -94,6 +82,8 @@ class ChatSession:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.memory_mode:
+        settings = replace(settings, "engine", memory_mode=args.memory_mode)
     engine, choice = build_engine(settings, args.engine, args.model)
     interactive = sys.stdin.isatty()
     if interactive:
@@ -102,7 +92,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         name = choice.model_id or (choice.model_path.name if choice.model_path else "server")
         print(f"Hearth chat with {name} ({choice.backend}). Ctrl-C stops a reply; "
               "/reset forgets the conversation; Ctrl-D or /quit leaves.", file=sys.stderr)
-    session = ChatSession(engine, settings.engine.system_prompt, _options(settings, args),
+    options = generation_options(settings, temperature=args.temperature,
+                                 max_tokens=args.max_tokens, seed=args.seed)
+    session = ChatSession(engine, settings.engine.system_prompt, options,
                           settings.assistant.max_history_turns)
     with engine:
         while True:
