@@ -23,6 +23,13 @@ Prints a table and writes bench/results/llama_cpp.json and bench/results/llama_c
    everything already evaluated. Time to first token of turn 2 / turn 1, median of runs
    that each start cold (a fresh system prompt), plus a third case: a new conversation
    with the same system prompt.
+3. Voice memory past the history limit. Twelve questions through the assistant
+   (`Assistant`, text turns, no voice) with `max_history_turns = 4`: per turn, the prompt
+   tokens and how many of them had to be evaluated (not found in the KV cache), averaged
+   over the turns past the limit. Compared with the rule the pipeline had before
+   (`Conversation` drops old turns in blocks; the old one slid by one exchange per turn,
+   replayed here with the same engine and questions), so the ratio says what the prompt
+   cache saves.
 
 Targets (issue 4): decode ratio >= 0.95 against the direct call; second-turn TTFT
 <= 0.5x the first. Every number comes from one run on this machine.
@@ -35,12 +42,13 @@ import json
 import platform
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.base import ChatMessage, EngineConfig, GenerationOptions
+from engine.base import ChatEngine, ChatMessage, EngineConfig, GenerationOptions
 from engine.llama_cpp import LlamaCppEngine, llama_cpp
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -68,6 +76,9 @@ LONG_SYSTEM = (
 )
 TURN_QUESTIONS = ("What is the capital of France?", "And what is the capital of Italy?",
                   "Name a big river in Germany.")
+MEMORY_LIMIT = 4
+"""`max_history_turns` of the voice-memory measurement."""
+MEMORY_QUESTIONS = [f"Give me a short fact about the number {n}." for n in range(12)]
 
 
 def _decode_rate(times: Sequence[float]) -> float:
@@ -208,8 +219,78 @@ def measure_prompt_cache(model: Path, threads: int, repeats: int) -> dict[str, A
     }
 
 
+def _assistant_turns(engine: ChatEngine, tokens: int) -> list[tuple[int, int]]:
+    """(prompt tokens, evaluated tokens) of each question asked through the assistant."""
+    from app.assistant.pipeline import Assistant
+    from app.config import Settings, replace
+    from app.events import Event, TurnMetrics
+
+    settings = replace(Settings(), "engine", temperature=0.0, seed=7, max_tokens=tokens,
+                       system_prompt=LONG_SYSTEM)
+    settings = replace(settings, "assistant", max_history_turns=MEMORY_LIMIT)
+    settings = replace(settings, "history", enabled=False)
+    assistant = Assistant(settings, engine=engine, recognizer=None, synthesizer=None)
+    seen: list[tuple[int, int]] = []
+    done = threading.Semaphore(0)
+
+    def count(event: Event) -> None:
+        if isinstance(event, TurnMetrics):  # the next question waits for this one
+            stats = engine.last_stats
+            assert stats is not None
+            seen.append((stats.prompt_tokens, stats.prompt_tokens - stats.cached_prompt_tokens))
+            done.release()
+
+    assistant.subscribe(count)
+    assistant.start()
+    try:
+        for question in MEMORY_QUESTIONS:
+            assistant.submit_text(question)
+            if not done.acquire(timeout=300):
+                raise TimeoutError("the assistant did not answer")
+    finally:
+        assistant.shutdown(timeout=60)
+    return seen
+
+
+def _sliding_turns(engine: ChatEngine, tokens: int) -> list[tuple[int, int]]:
+    """The same questions with the rule the pipeline had before: the last
+    `MEMORY_LIMIT` exchanges, sliding by one exchange per turn."""
+    options = GenerationOptions(temperature=0.0, seed=7, max_tokens=tokens)
+    system = ChatMessage("system", LONG_SYSTEM)
+    kept: list[ChatMessage] = []
+    seen: list[tuple[int, int]] = []
+    for question in MEMORY_QUESTIONS:
+        reply = "".join(engine.chat([system, *kept, ChatMessage("user", question)], options))
+        stats = engine.last_stats
+        assert stats is not None
+        seen.append((stats.prompt_tokens, stats.prompt_tokens - stats.cached_prompt_tokens))
+        kept = [*kept, ChatMessage("user", question), ChatMessage("assistant", reply.strip())]
+        kept = kept[-2 * MEMORY_LIMIT:]
+    return seen
+
+
+def measure_voice_memory(model: Path, threads: int, tokens: int = 24) -> dict[str, Any]:
+    config = EngineConfig(model_path=model, context_length=2048, threads=threads)
+    result: dict[str, Any] = {"max_history_turns": MEMORY_LIMIT, "turns": len(MEMORY_QUESTIONS)}
+    for name, run in (("before", _sliding_turns), ("after", _assistant_turns)):
+        with LlamaCppEngine(config) as engine:
+            turns = run(engine, tokens)
+        past = turns[MEMORY_LIMIT + 1:]
+        result[name] = {
+            "prompt_tokens_per_turn": [p for p, _ in turns],
+            "evaluated_tokens_per_turn": [e for _, e in turns],
+            "mean_prompt_tokens_past_limit": statistics.mean(p for p, _ in past),
+            "mean_evaluated_tokens_past_limit": statistics.mean(e for _, e in past),
+        }
+    result["ratio_evaluated_after_to_before"] = (
+        result["after"]["mean_evaluated_tokens_past_limit"]
+        / result["before"]["mean_evaluated_tokens_past_limit"])
+    return result
+
+
 def _markdown(result: dict[str, Any]) -> str:
-    d, c = result["decode"], result["prompt_cache"]
+    d, c, m = result["decode"], result["prompt_cache"], result["voice_memory"]
+    mb, ma = m["before"], m["after"]
     cpu, wall = d["tokens_per_second_cpu"], d["tokens_per_second_wall"]
     lines = [
         "# llama.cpp benchmark",
@@ -242,6 +323,18 @@ def _markdown(result: dict[str, Any]) -> str:
         f"| new conversation, same system prompt | {c['new_conversation_ttft_ms']:.0f} ms | "
         f"{c['ratio_new_conversation_to_first']:.3f} |",
         "",
+        f"| voice memory, past max_history_turns = {m['max_history_turns']} | prompt tokens "
+        "per turn (mean) | evaluated per turn (mean) |",
+        "|---|---|---|",
+        f"| before: one exchange dropped per turn | {mb['mean_prompt_tokens_past_limit']:.0f} | "
+        f"{mb['mean_evaluated_tokens_past_limit']:.0f} |",
+        f"| after: `Conversation`, dropped in blocks | {ma['mean_prompt_tokens_past_limit']:.0f} "
+        f"| {ma['mean_evaluated_tokens_past_limit']:.0f} "
+        f"(**{m['ratio_evaluated_after_to_before']:.2f}x**) |",
+        "",
+        f"Evaluated per turn, before: {mb['evaluated_tokens_per_turn']}; after: "
+        f"{ma['evaluated_tokens_per_turn']}.",
+        "",
         f"Targets met: {'yes' if result['targets_met'] else 'NO'}",
     ]
     return "\n".join(lines) + "\n"
@@ -260,6 +353,7 @@ def run_llama_bench(model_path: Path, tokens: int, threads: int = 1, repeats: in
         "repeats": repeats,
         "decode": measure_decode(model_path, tokens, threads, repeats),
         "prompt_cache": measure_prompt_cache(model_path, threads, repeats),
+        "voice_memory": measure_voice_memory(model_path, threads),
     }
     # Thread CPU time sees only the calling thread: with more threads, judge by the wall.
     decode_ratio = result["decode"]["ratio_vs_direct" if threads == 1 else "wall_ratio_vs_direct"]
