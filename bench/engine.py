@@ -29,8 +29,6 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODES = ("cache", "mmap", "auto", "stream", "reference")
-REFERENCE = "reference"
-"""engine.numpy_runner.replica: llama.cpp's arithmetic reproduced (slow; Q8_0/Q4_1 only)."""
 LLAMA = "llama-cpp"
 PROMPT_MESSAGES = [
     ("system", "You are Hearth, a helpful voice assistant running offline on this computer. "
@@ -75,15 +73,12 @@ def _run_numpy(model: Path, mode: str, prompt: list[int], tokens: int,
     from threadpoolctl import threadpool_limits
 
     from engine.numpy_runner.loader import load_model
-    from engine.numpy_runner.replica import load_replica
 
     with threadpool_limits(threads, user_api="blas"):
         started = time.perf_counter()
-        if mode == REFERENCE:
-            transformer: Any = load_replica(str(model), context_length=CONTEXT)
-        else:
-            transformer = load_model(model, mode=mode, context_length=CONTEXT,
-                                     batch=256).transformer
+        # "reference": llama.cpp's arithmetic reproduced (slow; Q8_0/Q4_1 only)
+        transformer = load_model(model, mode=mode, context_length=CONTEXT,
+                                 batch=256).transformer
         loaded = time.perf_counter()
         rss_loaded = _rss_now()
         logits = transformer.forward_batch(prompt, 0)

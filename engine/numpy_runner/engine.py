@@ -113,6 +113,7 @@ class NumpyChatEngine(TokenStreamEngine):
             details={
                 "format": model.format,
                 "memory": plan.mode,
+                "kernels": plan.kernels.__name__,
                 "cached_matrices": str(plan.cached_matrices),
                 "mapped_matrices": str(plan.mapped_matrices),
                 "cached_mb": f"{plan.cached_bytes / 1e6:.0f}",
@@ -164,7 +165,9 @@ class NumpyChatEngine(TokenStreamEngine):
     ) -> Generator[int, None, None]:
         transformer = self.model.transformer
         sampler = Sampler(options, transformer.config.vocab_size)
-        history = list(prompt)
+        # the repetition penalty looks at the reply's own tokens, as llama.cpp's does in
+        # the llama-cpp engine (llama-cpp-python's penalty sampler sees only sampled ones)
+        history: list[int] = []
         with self._threads.decode():
             while True:
                 token = sampler.sample(self._logits, history)

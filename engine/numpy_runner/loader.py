@@ -76,7 +76,7 @@ def load_model(
         # stream mode is for the smallest footprint: short prompt chunks keep the
         # activation buffers and temporaries of a batch small
         batch = min(batch, STREAM_BATCH)
-    transformer = Transformer(config, weights, context, batch)
+    transformer = Transformer(config, weights, context, batch, plan.kernels)
     log.info(
         "loaded %s (%s): %d layers, dim %d, vocab %d, context %d",
         path.name, kind, config.n_layers, config.dim, config.vocab_size, context,

@@ -11,6 +11,12 @@ Modes:
 - ``stream``: like ``mmap``, but after each product the matrix's pages are released with
   ``madvise(MADV_DONTNEED)``, so only the layer being computed is resident and a model
   larger than RAM still runs (at the speed of the disk).
+- ``reference``: llama.cpp's arithmetic, to the last bit (x86 builds): every matrix is a
+  `replica.QuantizedMatrix` (Q8_0 / Q4_1 only, unpacked to float32 like ``cache``) and
+  the layers use `replica.GgmlX86Kernels`. About ten times slower than ``cache``; for
+  checking Hearth against llama.cpp.
+
+The plan names the kernels too: `NumpyKernels` for every mode but ``reference``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import EngineError
-from engine.numpy_runner.model import Config, LayerWeights, MatrixLike, Weights
+from engine.numpy_runner.model import (
+    Config,
+    Kernels,
+    LayerWeights,
+    MatrixLike,
+    NumpyKernels,
+    Weights,
+)
+from engine.numpy_runner.replica import GgmlX86Kernels, QuantizedMatrix
 from engine.numpy_runner.tensors import (
     ActivationRounding,
     MappedRegion,
@@ -36,7 +50,7 @@ from engine.numpy_runner.tensors import (
 
 log = logging.getLogger(__name__)
 
-MODES = ("mmap", "cache", "auto", "stream")
+MODES = ("mmap", "cache", "auto", "stream", "reference")
 SCRATCH_FLOATS = 128 * 1024
 """Float32 scratch size for tile dequantization: 512 KiB, within a typical L2 cache."""
 AUTO_RAM_FRACTION = 0.5
@@ -159,6 +173,8 @@ class MemoryPlan:
     mapped_matrices: int
     cached_bytes: int
     """Float32 bytes held in RAM for cached matrices."""
+    kernels: type[Kernels] = NumpyKernels
+    """What the layers compute with besides the matrices."""
 
 
 def matrix_bytes_f32(tensor: Tensor) -> int:
@@ -185,6 +201,7 @@ def plan(
         raise EngineError(f"unknown memory mode {mode!r}; choose one of {', '.join(MODES)}")
     scratch = np.zeros(SCRATCH_FLOATS, np.float32)
     release = mode == "stream"
+    reference = mode == "reference"
 
     # which matrices get a float32 copy: all (cache), none (mmap/stream), or as many as
     # the budget allows (auto) — classifier first since it runs once per token like every
@@ -195,7 +212,7 @@ def plan(
     for layer in tensors.layers:
         order += [layer.wq, layer.wk, layer.wv, layer.wo, layer.w1, layer.w2, layer.w3]
     cached_ids: set[int] = set()
-    if mode == "cache":
+    if mode in ("cache", "reference"):
         cached_ids = {id(t) for t in order}
     elif mode == "auto":
         budget = budget_bytes or default_budget(kv_bytes)
@@ -216,7 +233,10 @@ def plan(
             return made[id(tensor)]
         result: MatrixLike
         if id(tensor) in cached_ids:
-            result = DenseMatrix(dequantize(tensor), activation_rounding(tensor))
+            if reference:
+                result = QuantizedMatrix(tensor)
+            else:
+                result = DenseMatrix(dequantize(tensor), activation_rounding(tensor))
             cached_bytes += matrix_bytes_f32(tensor)
             if tensor.region is not None:
                 tensor.region.release()
@@ -261,7 +281,8 @@ def plan(
             if tensor.region is not None:
                 tensor.region.release()
     cached = len(cached_ids)
-    result = MemoryPlan(mode, cached, len(order) - cached, cached_bytes)
+    result = MemoryPlan(mode, cached, len(order) - cached, cached_bytes,
+                        GgmlX86Kernels if reference else NumpyKernels)
     log.info(
         "memory plan %s: %d matrices cached (%.0f MB float32), %d left in the file",
         mode, cached, cached_bytes / 1e6, len(order) - cached,

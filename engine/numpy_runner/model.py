@@ -5,6 +5,12 @@
 runs `forward(token, pos) -> logits` for one token or `forward_batch(tokens, start_pos)`
 for a prompt, where every layer processes all tokens as one matrix product.
 
+There is one forward pass, `Transformer._layers`. What it computes with is pluggable,
+as run.c's `matmul` is: the weight matrices (`MatrixLike`, chosen by the memory
+planner) and the `Kernels` for normalisation, RoPE, attention and SwiGLU. The fast path
+uses `NumpyKernels`; the reference mode uses llama.cpp's rounding order
+(`engine.numpy_runner.replica`), so the bit-exact test runs this same code.
+
 RoPE rotates consecutive pairs (x[2i], x[2i+1]), llama.cpp's "normal" style: GGUF files
 converted from Hugging Face and llama2.c checkpoints both store Q/K rows permuted for it.
 """
@@ -174,29 +180,118 @@ def rope_tables(
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
-def rmsnorm(x: np.ndarray, weight: np.ndarray, eps: float, out: np.ndarray) -> None:
-    """out = x / sqrt(mean(x^2) + eps) * weight, row by row."""
-    mean_square = np.einsum("ij,ij->i", x, x) / x.shape[1]
-    np.multiply(x, (1.0 / np.sqrt(mean_square + eps)).astype(np.float32)[:, None], out=out)
-    out *= weight
+def causal_mask(n: int, pos: int) -> np.ndarray:
+    """(n, pos + n): 0 where query t (at position pos + t) may see a cache position,
+    -inf after it."""
+    return np.triu(np.full((n, pos + n), -np.inf, np.float32), k=pos + 1)
 
 
-def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, rope_dim: int) -> None:
-    """Rotate consecutive pairs of the first `rope_dim` values of each head, in place.
+class Kernels:
+    """The operations of a layer besides the matrix products, which a `MatrixLike` does.
 
-    x is (T, heads, head_dim); cos and sin are (T, rope_dim // 2).
+    One set per way of computing: `NumpyKernels` (fast, BLAS order) here, and
+    `engine.numpy_runner.replica.GgmlX86Kernels` (llama.cpp's x86 rounding order).
+    Built once per `Transformer` for its config and context (RoPE tables, scales).
     """
-    pairs = x[:, :, :rope_dim].reshape(x.shape[0], x.shape[1], rope_dim // 2, 2)
-    even = pairs[..., 0].copy()
-    odd = pairs[..., 1]
-    c = cos[:, None, :]
-    s = sin[:, None, :]
-    pairs[..., 0] = even * c - odd * s
-    pairs[..., 1] = even * s + odd * c
+
+    def __init__(self, config: Config, context_length: int,
+                 rope_factors: np.ndarray | None) -> None:
+        self.config = config
+
+    def rmsnorm(self, x: np.ndarray, weight: np.ndarray, out: np.ndarray) -> None:
+        """out (T, dim) = x / sqrt(mean(x^2) + eps) * weight, row by row."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def rope(self, x: np.ndarray, pos: int) -> None:
+        """Rotate the heads of x (T, heads, head_dim), at positions pos.., in place."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def attend(self, q: np.ndarray, keys: np.ndarray, values: np.ndarray, pos: int,
+               out: np.ndarray) -> None:
+        """out (T, n_heads * head_dim) = softmax(q k^T / sqrt(head_dim), causal) v for
+        queries q (T, n_heads, head_dim) at positions pos.. over the float16 cache
+        keys, values (n_kv_heads, pos + T, head_dim)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def swiglu(self, gate: np.ndarray, up: np.ndarray, out: np.ndarray) -> None:
+        """out = silu(gate) * up (out may be `up`; `gate` may be overwritten)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+
+class NumpyKernels(Kernels):
+    """The fast path: numpy and BLAS, rounded like llama.cpp where it is cheap (float16
+    queries and attention weights against the float16 cache)."""
+
+    def __init__(self, config: Config, context_length: int,
+                 rope_factors: np.ndarray | None) -> None:
+        super().__init__(config, context_length, rope_factors)
+        self.cos, self.sin = rope_tables(config, context_length, rope_factors)
+        self.rope_dim = config.rope_dim or config.head_dim
+        self.scale = np.float32(1.0 / np.sqrt(config.head_dim))
+
+    def rmsnorm(self, x: np.ndarray, weight: np.ndarray, out: np.ndarray) -> None:
+        mean_square = np.einsum("ij,ij->i", x, x) / x.shape[1]
+        inverse = 1.0 / np.sqrt(mean_square + self.config.norm_eps)
+        np.multiply(x, inverse.astype(np.float32)[:, None], out=out)
+        out *= weight
+
+    def rope(self, x: np.ndarray, pos: int) -> None:
+        # consecutive pairs (x[2i], x[2i+1]) of the first rope_dim values of each head
+        n, rope_dim = x.shape[0], self.rope_dim
+        pairs = x[:, :, :rope_dim].reshape(n, x.shape[1], rope_dim // 2, 2)
+        even = pairs[..., 0].copy()
+        odd = pairs[..., 1]
+        c = self.cos[pos : pos + n, None, :]
+        s = self.sin[pos : pos + n, None, :]
+        pairs[..., 0] = even * c - odd * s
+        pairs[..., 1] = even * s + odd * c
+
+    def attend(self, q: np.ndarray, keys: np.ndarray, values: np.ndarray, pos: int,
+               out: np.ndarray) -> None:
+        c = self.config
+        n, end = q.shape[0], pos + q.shape[0]
+        group = c.n_heads // c.n_kv_heads
+        # grouped-query attention: the `group` query heads sharing a kv head are
+        # stacked so that each kv head is one matrix product
+        if n == 1:
+            queries = q.reshape(c.n_kv_heads, group, c.head_dim)
+        else:
+            queries = (
+                q.reshape(n, c.n_kv_heads, group, c.head_dim)
+                .transpose(1, 2, 0, 3)
+                .reshape(c.n_kv_heads, group * n, c.head_dim)
+            )
+        # llama.cpp multiplies the float16 cache with float16-rounded queries
+        queries = queries.astype(np.float16).astype(np.float32)
+        scores = np.matmul(queries, keys.astype(np.float32).transpose(0, 2, 1))
+        scores *= self.scale
+        if n > 1:
+            scores.reshape(c.n_kv_heads, group, n, end)[...] += causal_mask(n, pos)
+        # softmax over positions
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        # weighted sum of values (llama.cpp rounds the weights to float16 for the
+        # product with its float16 values), heads back in order
+        scores = scores.astype(np.float16).astype(np.float32)
+        mixed = np.matmul(scores, values.astype(np.float32))  # (n_kv, group * n, head_dim)
+        if n == 1:
+            out[0] = mixed.reshape(-1)
+        else:
+            out.reshape(n, c.n_kv_heads, group, c.head_dim)[...] = mixed.reshape(
+                c.n_kv_heads, group, n, c.head_dim
+            ).transpose(2, 0, 1, 3)
+
+    def swiglu(self, gate: np.ndarray, up: np.ndarray, out: np.ndarray) -> None:
+        np.multiply(up, gate, out=out)
+        np.negative(gate, out=gate)
+        np.exp(gate, out=gate)
+        gate += 1.0
+        out /= gate  # = gate * up / (1 + exp(-gate)) = silu(gate) * up
 
 
 class Transformer:
-    """A loaded model: config, planned weights and the run state."""
+    """A loaded model: config, planned weights, the run state and the kernels."""
 
     def __init__(
         self,
@@ -204,15 +299,13 @@ class Transformer:
         weights: Weights[MatrixLike, np.ndarray],
         context_length: int,
         batch: int = 64,
+        kernels: type[Kernels] = NumpyKernels,
     ) -> None:
         self.config = config
         self.weights = weights
         self.context_length = min(context_length, config.seq_len) or config.seq_len
         self.state = RunState(config, self.context_length, max(1, batch))
-        factors = weights.rope_factors
-        self._cos, self._sin = rope_tables(config, self.context_length, factors)
-        self._rope_dim = config.rope_dim or config.head_dim
-        self._scale = np.float32(1.0 / np.sqrt(config.head_dim))
+        self.kernels = kernels(config, self.context_length, weights.rope_factors)
 
     def forward(self, token: int, pos: int) -> np.ndarray:
         """Logits (vocab_size,) for the token after `token` at position `pos`."""
@@ -250,83 +343,43 @@ class Transformer:
 
     def _layers(self, tokens: Sequence[int], pos: int) -> None:
         """Push a chunk of tokens through every layer; the residual is left in state.x."""
-        c, w, s = self.config, self.weights, self.state
+        c, w, s, kernels = self.config, self.weights, self.state, self.kernels
         n = len(tokens)
         end = pos + n
         x, xb, xb2 = s.x[:n], s.xb[:n], s.xb2[:n]
         q, k, v = s.q[:n], s.k[:n], s.v[:n]
         att_out, hb, hb2 = s.att_out[:n], s.hb[:n], s.hb2[:n]
-        cos, sin = self._cos[pos:end], self._sin[pos:end]
-        group = c.n_heads // c.n_kv_heads
+        q_heads = q.reshape(n, c.n_heads, c.head_dim)
+        k_heads = k.reshape(n, c.n_kv_heads, c.head_dim)
+        v_heads = v.reshape(n, c.n_kv_heads, c.head_dim)
 
         # token embeddings
         w.token_embedding.gather_rows(tokens, x)
-        if n > 1:
-            # causal mask: position pos + t sees cache positions <= pos + t
-            mask = np.triu(np.full((n, end), -np.inf, np.float32), k=pos + 1)
-
-        for layer_index, layer in enumerate(w.layers):
+        for layer, key_cache, value_cache in zip(w.layers, s.key_cache, s.value_cache,
+                                                 strict=True):
             # attention rmsnorm
-            rmsnorm(x, layer.rms_att, c.norm_eps, xb)
+            kernels.rmsnorm(x, layer.rms_att, xb)
             # q, k, v projections
             layer.wq.matmul(xb, q)
             layer.wk.matmul(xb, k)
             layer.wv.matmul(xb, v)
             # RoPE on q and k
-            q_heads = q.reshape(n, c.n_heads, c.head_dim)
-            k_heads = k.reshape(n, c.n_kv_heads, c.head_dim)
-            apply_rope(q_heads, cos, sin, self._rope_dim)
-            apply_rope(k_heads, cos, sin, self._rope_dim)
-            # write this chunk's keys and values into the (float16) cache
-            key_cache = s.key_cache[layer_index]
-            value_cache = s.value_cache[layer_index]
+            kernels.rope(q_heads, pos)
+            kernels.rope(k_heads, pos)
+            # this chunk's keys and values into the (float16) cache
             key_cache[:, pos:end] = k_heads.transpose(1, 0, 2)
-            value_cache[:, pos:end] = v.reshape(n, c.n_kv_heads, c.head_dim).transpose(1, 0, 2)
-            # grouped-query attention: the `group` query heads sharing a kv head are
-            # stacked so that each kv head is one matrix product
-            if n == 1:
-                queries = q_heads.reshape(c.n_kv_heads, group, c.head_dim)
-            else:
-                queries = (
-                    q_heads.reshape(n, c.n_kv_heads, group, c.head_dim)
-                    .transpose(1, 2, 0, 3)
-                    .reshape(c.n_kv_heads, group * n, c.head_dim)
-                )
-            keys = key_cache[:, :end].astype(np.float32)  # (n_kv_heads, end, head_dim)
-            # llama.cpp multiplies the float16 cache with float16-rounded queries
-            queries = queries.astype(np.float16).astype(np.float32)
-            scores = np.matmul(queries, keys.transpose(0, 2, 1))
-            scores *= self._scale
-            if n > 1:
-                scores.reshape(c.n_kv_heads, group, n, end)[...] += mask
-            # softmax over positions
-            scores -= scores.max(axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
-            # weighted sum of values (llama.cpp rounds the weights to float16 for the
-            # product with its float16 values), heads back in order
-            scores = scores.astype(np.float16).astype(np.float32)
-            values = value_cache[:, :end].astype(np.float32)
-            mixed = np.matmul(scores, values)  # (n_kv, group * n, head_dim)
-            if n == 1:
-                att_out[0] = mixed.reshape(-1)
-            else:
-                att_out.reshape(n, c.n_kv_heads, group, c.head_dim)[...] = mixed.reshape(
-                    c.n_kv_heads, group, n, c.head_dim
-                ).transpose(2, 0, 1, 3)
+            value_cache[:, pos:end] = v_heads.transpose(1, 0, 2)
+            # attention of each query over the cache up to its own position
+            kernels.attend(q_heads, key_cache[:, :end], value_cache[:, :end], pos, att_out)
             # output projection and residual
             layer.wo.matmul(att_out, xb2)
             x += xb2
             # ffn rmsnorm
-            rmsnorm(x, layer.rms_ffn, c.norm_eps, xb)
-            # SwiGLU: w2(silu(w1 x) * w3 x)
+            kernels.rmsnorm(x, layer.rms_ffn, xb)
+            # SwiGLU feed-forward: w2(silu(w1 x) * w3 x) and residual
             layer.w1.matmul(xb, hb)
             layer.w3.matmul(xb, hb2)
-            hb2 *= hb
-            np.negative(hb, out=hb)
-            np.exp(hb, out=hb)
-            hb += 1.0
-            hb2 /= hb  # = gate * up / (1 + exp(-gate)) = silu(gate) * up
+            kernels.swiglu(hb, hb2, hb2)
             layer.w2.matmul(hb2, xb2)
             x += xb2
 
@@ -335,7 +388,7 @@ class Transformer:
         s, w = self.state, self.weights
         rows = slice(0, n) if all_rows else slice(n - 1, n)
         xb = s.xb[rows]
-        rmsnorm(s.x[rows], w.rms_final, self.config.norm_eps, xb)
+        self.kernels.rmsnorm(s.x[rows], w.rms_final, xb)
         out = np.empty((n, self.config.vocab_size), np.float32) if all_rows else s.logits
         w.classifier.matmul(xb, out)
         return out

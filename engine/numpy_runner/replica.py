@@ -7,12 +7,13 @@ difference now and then flips the 8-bit rounding of an activation, and 30 layers
 the logits differ by about 0.2. So "does the runner compute the same function?" cannot
 be answered by comparing fast-path logits with llama.cpp's to a tight tolerance.
 
-`ReplicaTransformer` answers it: the runner's forward pass (same readers, same weights,
-same layer structure) with each operation done in the exact order of rounding of
-ggml's CPU kernels in an x86 build (AVX2 or AVX-512, as llama-cpp-python builds on
-this machine), so its logits equal llama.cpp's bit for bit:
+The reference mode answers it: the runner's one forward pass (`Transformer._layers`,
+same readers, same weights) with `GgmlX86Kernels` and `QuantizedMatrix` weights, which
+do each operation in the exact order of rounding of ggml's CPU kernels in an x86 build
+(AVX2 or AVX-512, as llama-cpp-python builds on this machine), so its logits equal
+llama.cpp's bit for bit:
 
-- products with Q8_0 / Q4_1 weights (`quantized_matmul`): activations rounded to 8 bits
+- products with Q8_0 / Q4_1 weights (`QuantizedMatrix`): activations rounded to 8 bits
   per block of 32 (Q8_0 / Q8_1), exact integer dot products in 8 lanes of 4, a fused
   multiply-add per block into each lane, lanes summed pairwise (tinyBLAS for prompts,
   ggml_vec_dot for single tokens: the same order);
@@ -26,7 +27,8 @@ Fused multiply-adds are done in float64 (the product of two float32 values is ex
 there) and rounded once to float32; this differs from a true fused operation only when
 the float64 sum lands exactly on a float32 rounding tie (about one case in 2^29).
 
-It is slow (about 10x the fast path) and used by tests and `bench` only. ARM builds of
+It is slow (about 10x the fast path): `[engine] memory_mode = "reference"` (or
+`--memory-mode reference`) selects it to check Hearth against llama.cpp. ARM builds of
 llama.cpp (a Raspberry Pi) sum in another order, so this reproduces x86 llama.cpp only.
 """
 
@@ -39,9 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import ContextOverflowError, EngineError
-from engine.numpy_runner.model import Config, LayerWeights, Weights
-from engine.numpy_runner.tensors import QK, Tensor, WeightType, block_rows, dequantize
+from engine.errors import EngineError
+from engine.numpy_runner.model import Config, Kernels, MatrixLike, causal_mask
+from engine.numpy_runner.tensors import QK, Tensor, WeightType, block_rows
 
 LANES = 8
 """Lanes of ggml's 256-bit integer dot products: lane j sums elements 4j..4j+3 of a block."""
@@ -133,13 +135,17 @@ def quantize_q8(x: np.ndarray) -> Q8Activations:
 # -- products with quantized weights -------------------------------------------------
 
 
-class QuantizedMatrix:
-    """A Q8_0 or Q4_1 matrix multiplied the way ggml's x86 kernels do."""
+class QuantizedMatrix(MatrixLike):
+    """A Q8_0 or Q4_1 matrix multiplied the way ggml's x86 kernels do.
+
+    Its integer values are unpacked once, as float32 (4 bytes a weight, like "cache").
+    """
 
     def __init__(self, tensor: Tensor, max_temp_floats: int = 1 << 24) -> None:
         if tensor.kind not in (WeightType.Q8_0, WeightType.Q4_1):
             raise EngineError(
-                f"the llama.cpp replica handles Q8_0 and Q4_1 matrices, not {tensor.kind.value}"
+                f"the reference mode handles Q8_0 and Q4_1 matrices, not {tensor.kind.value} "
+                f"({tensor.name})"
             )
         self.tensor = tensor
         self.rows, self.cols = tensor.rows, tensor.cols
@@ -163,17 +169,14 @@ class QuantizedMatrix:
                 row = row + self.mins[token][:, None]
             out[i] = row.reshape(-1)
 
-    def matmul(self, x: np.ndarray) -> np.ndarray:
-        """(T, cols) float32 -> (T, rows) float32."""
+    def matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         act = quantize_q8(x)
         tokens = x.shape[0]
-        out = np.empty((tokens, self.rows), np.float32)
         step = max(1, self.max_temp_floats // (self.blocks * LANES * tokens))
         a_lanes = act.values.reshape(tokens, self.blocks * LANES, 4).transpose(1, 2, 0)
         for start in range(0, self.rows, step):
             stop = min(start + step, self.rows)
             out[:, start:stop] = self._rows(act, a_lanes, start, stop)
-        return out
 
     def _rows(self, act: Q8Activations, a_lanes: np.ndarray, start: int, stop: int) -> np.ndarray:
         tokens = act.values.shape[0]
@@ -287,7 +290,7 @@ def ggml_rope_tables(config: Config, positions: int) -> tuple[np.ndarray, np.nda
     """cos, sin (positions, rope_dim // 2) exactly as ggml_rope_cache_init computes them:
     theta starts at the position and is multiplied by powf(base, -2/dims) per pair."""
     if config.rope_freq_scale != 1.0:
-        raise EngineError("the llama.cpp replica does not do scaled RoPE")
+        raise EngineError("the reference mode does not do scaled RoPE")
     libm = _libm()
     rope_dim = config.rope_dim or config.head_dim
     theta_scale = np.float32(libm.powf(config.rope_theta, np.float32(-2.0) / np.float32(rope_dim)))
@@ -313,101 +316,49 @@ def ggml_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     return np.stack([first, second], axis=-1).reshape(x.shape)
 
 
-class ReplicaTransformer:
-    """The runner's llama forward pass with llama.cpp's x86 CPU arithmetic.
+class GgmlX86Kernels(Kernels):
+    """`Transformer`'s layer operations rounded as llama.cpp's x86 CPU kernels round them.
 
-    `forward_batch` for several tokens reproduces llama.cpp's prompt processing (one
-    `llama_decode` of the whole batch), `forward` a single-token decode step.
+    With `QuantizedMatrix` for every weight (the planner's "reference" mode), a
+    `Transformer` reproduces llama.cpp's logits bit for bit: several tokens at once as
+    its prompt processing (one `llama_decode` of the whole batch), one token as a decode
+    step.
     """
 
-    def __init__(self, config: Config, tensors: Weights[Tensor, Tensor],
-                 context_length: int) -> None:
-        if tensors.rope_factors is not None:
-            raise EngineError("the llama.cpp replica does not do RoPE frequency factors")
-        self.config = config
-        self.context_length = min(context_length, config.seq_len)
-        made: dict[int, QuantizedMatrix] = {}
+    def __init__(self, config: Config, context_length: int,
+                 rope_factors: np.ndarray | None) -> None:
+        super().__init__(config, context_length, rope_factors)
+        if rope_factors is not None:
+            raise EngineError("the reference mode does not do RoPE frequency factors")
+        self.cos, self.sin = ggml_rope_tables(config, context_length)
+        self.rope_dim = config.rope_dim or config.head_dim
+        self.scale = np.float32(1.0) / np.sqrt(np.float32(config.head_dim))
 
-        def matrix(t: Tensor) -> QuantizedMatrix:
-            if id(t) not in made:
-                made[id(t)] = QuantizedMatrix(t)
-            return made[id(t)]
+    def rmsnorm(self, x: np.ndarray, weight: np.ndarray, out: np.ndarray) -> None:
+        out[...] = ggml_rmsnorm(x, weight, self.config.norm_eps)
 
-        self.layers = [
-            LayerWeights(
-                rms_att=dequantize(layer.rms_att), wq=matrix(layer.wq), wk=matrix(layer.wk),
-                wv=matrix(layer.wv), wo=matrix(layer.wo), rms_ffn=dequantize(layer.rms_ffn),
-                w1=matrix(layer.w1), w2=matrix(layer.w2), w3=matrix(layer.w3),
-            )
-            for layer in tensors.layers
-        ]
-        self.embedding = matrix(tensors.token_embedding)
-        self.classifier = matrix(tensors.classifier)
-        self.rms_final = dequantize(tensors.rms_final)
-        c = config
-        shape = (c.n_layers, self.context_length, c.n_kv_heads, c.head_dim)
-        self.keys = np.zeros(shape, np.float32)  # float16-valued
-        self.values = np.zeros(shape, np.float32)
-        self.cos, self.sin = ggml_rope_tables(c, self.context_length)
-        self.scale = np.float32(1.0) / np.sqrt(np.float32(c.head_dim))
+    def rope(self, x: np.ndarray, pos: int) -> None:
+        n, rope_dim = x.shape[0], self.rope_dim
+        x[:, :, :rope_dim] = ggml_rope(
+            x[:, :, :rope_dim], self.cos[pos : pos + n], self.sin[pos : pos + n]
+        )
 
-    def forward(self, token: int, pos: int) -> np.ndarray:
-        return self.forward_batch([token], pos)
-
-    def forward_batch(
-        self, tokens: Sequence[int], start_pos: int, all_logits: bool = False
-    ) -> np.ndarray:
-        """Like `Transformer.forward_batch`: the logits after the last token (vocab,), or
-        with `all_logits` those of every position (len(tokens), vocab)."""
+    def attend(self, q: np.ndarray, keys: np.ndarray, values: np.ndarray, pos: int,
+               out: np.ndarray) -> None:
         c = self.config
-        n = len(tokens)
-        end = start_pos + n
-        if end > self.context_length:
-            raise ContextOverflowError(f"{end} tokens do not fit {self.context_length}")
-        x = np.empty((n, c.dim), np.float32)
-        self.embedding.gather_rows(tokens, x)
-        cos, sin = self.cos[start_pos:end], self.sin[start_pos:end]
-        group = c.n_heads // c.n_kv_heads
+        n = q.shape[0]
+        # query head h uses kv head h // group
+        kv_of_head = np.arange(c.n_heads) // (c.n_heads // c.n_kv_heads)
         dot = f16_dot_gemm if n > 1 else f16_dot_vec
-        # causal mask: query t (at start_pos + t) sees cache positions <= start_pos + t
-        mask = np.where(
-            np.arange(end)[None, :] <= start_pos + np.arange(n)[:, None], 0.0, -np.inf
-        ).astype(np.float32)
-        for index, layer in enumerate(self.layers):
-            xb = ggml_rmsnorm(x, layer.rms_att, c.norm_eps)
-            q = layer.wq.matmul(xb).reshape(n, c.n_heads, c.head_dim)
-            k = layer.wk.matmul(xb).reshape(n, c.n_kv_heads, c.head_dim)
-            v = layer.wv.matmul(xb).reshape(n, c.n_kv_heads, c.head_dim)
-            q = ggml_rope(q, cos, sin)
-            k = ggml_rope(k, cos, sin)
-            self.keys[index, start_pos:end] = to_f16(k)
-            self.values[index, start_pos:end] = to_f16(v)
-            keys = self.keys[index, :end]  # (end, kv, hd)
-            values = self.values[index, :end]
-            q16 = to_f16(q)  # (n, heads, hd)
-            # scores (heads, n, end): query head h uses kv head h // group
-            kv_of_head = np.arange(c.n_heads) // group
-            k_heads = keys.transpose(1, 0, 2)[kv_of_head]  # (heads, end, hd)
-            scores = dot(q16.transpose(1, 0, 2)[:, :, None, :], k_heads[:, None, :, :])
-            scores = scores * self.scale + mask[None]
-            weights = to_f16(ggml_softmax(scores))  # (heads, n, end)
-            v_heads = values.transpose(1, 2, 0)[kv_of_head]  # (heads, hd, end)
-            mixed = dot(weights[:, :, None, :], v_heads[:, None, :, :])  # (heads, n, hd)
-            att = mixed.transpose(1, 0, 2).reshape(n, c.q_dim)
-            x = x + layer.wo.matmul(att)
-            xb = ggml_rmsnorm(x, layer.rms_ffn, c.norm_eps)
-            gate = layer.w1.matmul(xb)
-            up = layer.w3.matmul(xb)
-            silu = gate / (np.float32(1.0) + ggml_expf(np.float32(0.0) - gate))
-            x = x + layer.w2.matmul(silu * up)
-        rows = x if all_logits else x[-1:]  # rows are independent: the same values
-        logits = self.classifier.matmul(ggml_rmsnorm(rows, self.rms_final, c.norm_eps))
-        return logits if all_logits else logits[0]
+        k_heads = keys.astype(np.float32)[kv_of_head]  # (heads, end, head_dim)
+        q16 = to_f16(q).transpose(1, 0, 2)  # (heads, n, head_dim)
+        scores = dot(q16[:, :, None, :], k_heads[:, None, :, :])  # (heads, n, end)
+        scores = scores * self.scale + causal_mask(n, pos)[None]
+        weights = to_f16(ggml_softmax(scores))
+        v_heads = values.astype(np.float32).transpose(0, 2, 1)[kv_of_head]  # (heads, hd, end)
+        mixed = dot(weights[:, :, None, :], v_heads[:, None, :, :])  # (heads, n, head_dim)
+        out[...] = mixed.transpose(1, 0, 2).reshape(n, c.q_dim)
 
-
-def load_replica(path: str, context_length: int = 512) -> ReplicaTransformer:
-    """A `ReplicaTransformer` for a GGUF llama model with Q8_0 / Q4_1 matrices."""
-    from engine.numpy_runner.gguf_reader import load_gguf_model
-
-    config, tensors, _ = load_gguf_model(path)
-    return ReplicaTransformer(config, tensors, context_length)
+    def swiglu(self, gate: np.ndarray, up: np.ndarray, out: np.ndarray) -> None:
+        silu = gate / (np.float32(1.0) + ggml_expf(np.float32(0.0) - gate))
+        out[...] = silu * up

@@ -4,12 +4,13 @@ continuation of 48 tokens each.
 
 Two levels, both against the real llama.cpp on the same file:
 
-1. The runner's reference mode (`engine.numpy_runner.replica`: the same readers, weights
-   and layer structure, with each operation rounded in the order of ggml's x86 CPU
-   kernels) reproduces llama.cpp bit for bit: the logits at every prompt position and at
-   every decode step are identical (tolerance 0), so its greedy continuation is
-   llama.cpp's token for token. A divergence would be allowed only where llama.cpp's
-   top-2 margin is below 0.05 (the issue's rule); none occurs.
+1. The runner's reference mode (memory mode "reference": the same readers, weights and
+   forward pass, `Transformer._layers`, as `NumpyChatEngine` runs, with the kernels and
+   matrices of `engine.numpy_runner.replica`, which round each operation in the order of
+   ggml's x86 CPU kernels) reproduces llama.cpp bit for bit: the logits at every prompt
+   position and at every decode step are identical (tolerance 0), so its greedy
+   continuation is llama.cpp's token for token. A divergence would be allowed only
+   where llama.cpp's top-2 margin is below 0.05 (the issue's rule); none occurs.
 
 2. The runner's fast path (BLAS products, used by `NumpyChatEngine`), read as one batch
    with teacher forcing: the same arithmetic summed in BLAS's order. Last-bit
@@ -34,7 +35,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from engine.numpy_runner.loader import load_model
-from engine.numpy_runner.replica import load_replica
+from engine.numpy_runner.model import Transformer
+from engine.numpy_runner.replica import GgmlX86Kernels
 
 NEW_TOKENS = 48
 FAST_TIE_MARGIN = 0.5
@@ -112,7 +114,9 @@ def top2_margin(row: np.ndarray) -> float:
 def test_reference_mode_reproduces_llama_cpp_bit_for_bit(model_file: Path) -> None:
     llm = llama_cpp.Llama(str(model_file), n_ctx=512, n_batch=512, logits_all=True,
                           n_threads=1, verbose=False)
-    replica = load_replica(str(model_file), context_length=512)
+    replica = load_model(model_file, mode="reference", context_length=512,
+                         batch=512).transformer
+    assert type(replica) is Transformer and isinstance(replica.kernels, GgmlX86Kernels)
     prompt_rows = steps = identical_steps = 0
     failures, near_ties = [], []
     for text in PROMPTS:

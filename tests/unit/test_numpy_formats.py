@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.errors import EngineError
 from engine.numpy_runner.loader import load_model
+from engine.numpy_runner.replica import GgmlX86Kernels
 from engine.numpy_runner.tensors import WeightType
 from tests.unit.numpy_models import (
     TinyConfig,
@@ -181,3 +183,25 @@ def test_context_overflow_and_bad_tokens_raise(model_files: dict[str, Path]) -> 
         transformer.forward_batch(TOKENS, 0)
     with pytest.raises(ValueError):
         transformer.forward(CONFIG.vocab_size, 0)
+
+
+@pytest.mark.parametrize("fmt", ["q8_0", "q4_1"])
+def test_reference_mode_runs_the_same_layers_with_llama_cpp_kernels(
+    fmt: str, model_files: dict[str, Path], weights: TinyWeights
+) -> None:
+    # the bit-for-bit check against llama.cpp is tests/integration/test_numpy_golden.py
+    model = load_model(model_files[fmt], mode="reference", context_length=64)
+    assert model.plan.kernels is GgmlX86Kernels
+    assert isinstance(model.transformer.kernels, GgmlX86Kernels)
+    batched = model.transformer.forward_batch(TOKENS, 0, all_logits=True)
+    expected = stored_reference(fmt, model_files[fmt], weights)
+    assert np.abs(batched - expected).max() / _spread(expected) < TOLERANCE[fmt]
+    stepwise = np.stack([model.transformer.forward(t, i).copy() for i, t in enumerate(TOKENS)])
+    assert (stepwise.argmax(1) == batched.argmax(1)).all()
+
+
+def test_reference_mode_refuses_other_weight_types(
+    model_files: dict[str, Path],
+) -> None:
+    with pytest.raises(EngineError, match="Q8_0 and Q4_1 matrices, not F16"):
+        load_model(model_files["f16"], mode="reference")
