@@ -109,8 +109,9 @@ class EngineSettings:
     use_mlock: bool = _doc("Lock the model in RAM so it is never swapped out", default=False)
     memory_mode: str = _doc(
         "numpy engine: 'auto', 'cache' (fastest, most RAM), 'mmap' (weights stay in the "
-        "file) or 'stream' (for models larger than RAM)",
-        _one_of("auto", "cache", "mmap", "stream"),
+        "file), 'stream' (for models larger than RAM) or 'reference' (llama.cpp's x86 "
+        "arithmetic to the last bit, for checking; slow, Q8_0/Q4_1 files only)",
+        _one_of("auto", "cache", "mmap", "stream", "reference"),
         default="auto",
     )
     cpu_affinity: str = _doc(
@@ -358,6 +359,20 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class SkillsSettings:
+    enabled: bool = _doc(
+        "Answer the time, date, timers, alarms, arithmetic and unit conversions exactly, "
+        "before the language model", default=True)
+    user_dir: str = _doc(
+        "Folder of your own skills (sentence templates plus a command or Python function); "
+        "empty means 'skills' in the config folder", default="")
+    ring_every_seconds: float = _doc("A timer that went off is announced again this often",
+                                     _between(2.0, 300.0), default=8.0)
+    ring_for_minutes: float = _doc("A timer nobody silences stops ringing after this long",
+                                   _between(0.1, 120.0), default=10.0)
+
+
+@dataclass(frozen=True)
 class Settings:
     general: GeneralSettings = field(default_factory=GeneralSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
@@ -372,6 +387,7 @@ class Settings:
     gpio: GpioSettings = field(default_factory=GpioSettings)
     gui: GuiSettings = field(default_factory=GuiSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    skills: SkillsSettings = field(default_factory=SkillsSettings)
     source: str = field(default="(defaults)", compare=False, metadata={"internal": True})
     """The file these settings came from, for messages."""
 
@@ -402,6 +418,7 @@ SECTION_DOCS = {
     "gpio": "Raspberry Pi button and LED (headless kiosk)",
     "gui": "The desktop window",
     "cluster": "Other machines of yours lending their memory to the chat model (llama.cpp RPC)",
+    "skills": "Exact answers before the language model: time, timers, alarms, arithmetic, units",
 }
 
 

@@ -49,6 +49,9 @@ def _add_generation_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument("--temperature", type=float, help="sampling temperature; 0 is greedy")
     g.add_argument("--max-tokens", type=int, help="longest reply in tokens")
     g.add_argument("--seed", type=int, help="random seed for reproducible replies")
+    g.add_argument("--memory-mode", choices=["auto", "cache", "mmap", "stream", "reference"],
+                   help="numpy engine: where weights live; 'reference' computes exactly as "
+                        "llama.cpp does (slow)")
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, below_top: bool = False) -> None:
@@ -187,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tokens", type=int, default=128, help="new tokens per run")
     bsub.add_parser("speech", help="real-time factor of recognizers and voices")
     b = bsub.add_parser("latency", help="full turns from WAV questions: median and p90 timings")
+    b.add_argument("--turns", type=int, default=10)
+    b = bsub.add_parser("wake", help="wake-word detection rate through PulseAudio and false "
+                                     "wakes per hour of speech")
+    b.add_argument("--hours", type=float, default=6.0,
+                   help="hours of speech without the wake word")
+    b.add_argument("--no-live", action="store_true", help="skip the PulseAudio detection run")
+    b = bsub.add_parser("live", help="hands-free latency through PulseAudio: end of speech to "
+                                     "first audio, and the endpointing trade-off")
     b.add_argument("--turns", type=int, default=10)
     b = bsub.add_parser("cluster", help="tokens/s split across two loopback RPC workers vs "
                                         "local, and the milliseconds each worker adds")

@@ -4,7 +4,7 @@ Text mode streams the reply to stdout as it is written; `--wav` runs a full voic
 turn without audio devices (recognition, reply, synthesis into `--out`). `--json`
 prints one object instead (keys: `app.file_mode.RESULT_KEYS`, documented in the
 README). Engine flags (`--engine`, `--model`, `--temperature`, `--max-tokens`,
-`--seed`) apply to this run only.
+`--seed`, `--memory-mode`) apply to this run only.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ from app.speech_setup import build_recognizer, build_synthesizer
 
 
 def with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
-    """`settings` with this run's --temperature / --max-tokens / --seed applied."""
+    """`settings` with this run's --temperature / --max-tokens / --seed / --memory-mode
+    applied."""
     changes = {key: value for key, value in (("temperature", args.temperature),
                                              ("max_tokens", args.max_tokens),
-                                             ("seed", args.seed)) if value is not None}
+                                             ("seed", args.seed),
+                                             ("memory_mode", args.memory_mode))
+               if value is not None}
     return replace(settings, "engine", **changes) if changes else settings
 
 
