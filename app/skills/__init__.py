@@ -1,0 +1,83 @@
+"""Skills: what Hearth answers exactly, before the language model — the time and date,
+timers, alarms and reminders, arithmetic, unit conversions, the volume, "repeat that",
+"stop", and the user's own skills — in English and Chinese.
+
+Sentences are matched with hassil against Home Assistant's templates
+(home-assistant-intents) plus Hearth's (assets/skills/<lang>/*.yaml) and the user's
+([skills] user_dir); anything they do not match goes to the engine unchanged.
+`build_skills(settings)` makes the `SkillSet` the assistant asks first;
+`bias_phrases(language)` lists what skills understand, for recognizer biasing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from app.config import Settings, config_dir
+from app.skills.intents import IntentMatcher
+from app.skills.skillset import SkillSet
+from app.skills.timers import TimerError, TimerStore
+from app.skills.user import load_user_skills
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SkillSet", "bias_phrases", "build_skills", "timer_store", "user_skills_dir"]
+
+_BIAS = {
+    "en": [
+        "what time is it", "what's the date", "what day is it", "set a timer for",
+        "timer", "timers", "minutes", "minute", "seconds", "hours", "an hour and a half",
+        "half an hour", "cancel the timer", "pause the timer", "resume the timer",
+        "how much time is left", "add", "to the timer", "set an alarm for", "wake me up at",
+        "cancel the alarm", "remind me to", "in", "at", "a.m.", "p.m.", "o'clock",
+        "what is", "plus", "minus", "times", "divided by", "percent of", "squared",
+        "square root of", "how many", "convert", "to", "in", "grams", "kilograms", "pounds",
+        "ounces", "cups", "tablespoons", "teaspoons", "liters", "milliliters", "miles",
+        "kilometers", "feet", "meters", "inches", "centimeters", "degrees celsius",
+        "degrees fahrenheit", "repeat that", "say that again", "stop", "never mind",
+        "louder", "quieter", "set the volume to",
+    ],
+    "zh": [
+        "现在几点", "几点了", "今天几号", "今天星期几", "设置一个", "分钟", "秒", "小时",
+        "计时器", "倒计时", "取消计时器", "暂停计时器", "继续计时器", "还剩多少时间",
+        "闹钟", "叫我起床", "提醒我", "早上", "上午", "中午", "下午", "晚上", "点", "半",
+        "加", "减", "乘以", "除以", "等于多少", "平方根", "换算成", "公斤", "斤", "克",
+        "磅", "公里", "英里", "米", "厘米", "升", "毫升", "摄氏度", "华氏度",
+        "再说一遍", "停", "算了", "大声一点", "小声一点", "音量",
+    ],
+}
+
+
+def bias_phrases(language: str) -> list[str]:
+    """Short phrases of what the skills understand in `language` ("en" or "zh"), for
+    biasing a speech recognizer towards them (unique, in a stable order)."""
+    return list(dict.fromkeys(_BIAS.get(language, _BIAS["en"])))
+
+
+def user_skills_dir(settings: Settings) -> Path:
+    """Where the user's skill files are: [skills] user_dir, else <config folder>/skills."""
+    configured = settings.skills.user_dir
+    return Path(configured).expanduser() if configured else config_dir() / "skills"
+
+
+def timer_store(settings: Settings) -> TimerStore:
+    """The timers table, in Hearth's database (the history file, whether or not the
+    conversation history is switched on)."""
+    return TimerStore(settings.history_path)
+
+
+def build_skills(settings: Settings) -> SkillSet | None:
+    """The skills the settings ask for ([skills] enabled), or None."""
+    if not settings.skills.enabled:
+        return None
+    files, actions = load_user_skills(user_skills_dir(settings))
+    matcher = IntentMatcher(extra_files=files)
+    try:
+        store: TimerStore | None = timer_store(settings)
+    except TimerError as exc:  # e.g. a full disk: everything but timers still works
+        log.warning("timers unavailable: %s", exc)
+        store = None
+    return SkillSet(matcher, store, actions=actions,
+                    ring_every_seconds=settings.skills.ring_every_seconds,
+                    ring_for_seconds=settings.skills.ring_for_minutes * 60)
