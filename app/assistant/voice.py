@@ -73,7 +73,8 @@ class VoiceStage:
             self.play_q.put(Beep(make(synthesizer.sample_rate)))
 
     def announce(self, text: str, sound: AudioChunk | None) -> None:
-        if self.output:
+        """Queue `sound` and `text` (the text only while replies are spoken)."""
+        if self.output or (sound is not None and self.speaker.component is not None):
             self._to_synthesize.append(Announce(text, sound))
             self.synth_q.put(Announce(text, sound))  # wakes the synthesis thread
 
@@ -143,10 +144,9 @@ class VoiceStage:
         while self._to_synthesize:
             announcement = self._to_synthesize.popleft()
             synthesizer = self.synthesizer.component
-            if synthesizer is None or not self.output:
-                continue
             chunks = [] if announcement.sound is None else [announcement.sound]
-            chunks += synthesizer.synthesize(announcement.text)
+            if synthesizer is not None and self.output:
+                chunks += synthesizer.synthesize(announcement.text)
             ready = AnnouncementAudio(announcement.text, chunks)
             self._to_play.append(ready)
             self.play_q.put(ready)  # wakes the playback thread

@@ -144,6 +144,24 @@ def test_an_announcement_plays_its_sound_then_its_text_while_idle() -> None:
     assert assistant.state == State.IDLE and not log.of(SpeechStarted)
 
 
+def test_with_text_only_replies_an_announcement_still_plays_its_sound() -> None:
+    stages = Stages(speaker=FakeSpeaker(speed=0.1))
+    assistant, log = started(stages, fake_settings(tts={"enabled": False}))
+    sound = AudioChunk.silence(0.37, RATE)
+    try:
+        assistant.announce("Your alarm.", sound=sound)
+        for _ in range(500):
+            if stages.speaker.played:
+                break
+            time.sleep(0.01)
+        time.sleep(0.1)
+    finally:
+        assistant.shutdown()
+    assert [p.chunk for p in stages.speaker.played] == [sound]
+    assert stages.synthesizer.sentences == []
+    assert [e.text for e in log.of(Announcement)] == ["Your alarm."]
+
+
 def test_an_announcement_during_a_reply_waits_for_the_sentence_being_spoken() -> None:
     synthesizer = FakeSynthesizer(chunk_seconds=0.05, chunks_per_sentence=2)
     stages = Stages(engine=FakeEngine([LONG_REPLY], token_seconds=0.002),
