@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from app.assistant.pipeline import Assistant
+from app.assistant.reply import Skills
 from app.config import Settings
 from app.errors import HearthError
 from app.events import (
     ErrorEvent,
     Event,
     FinalTranscript,
+    IntentMatched,
     Notice,
     ReplyFinished,
     ReplyToken,
@@ -34,7 +36,7 @@ from speech.wav import WavSink, read_wav
 RESULT_KEYS = ("transcript", "reply", "interrupted", "engine", "model", "recognizer", "voice",
                "stt_final_ms", "first_token_ms", "first_audio_ms", "total_ms",
                "prompt_tokens", "generated_tokens", "tokens_per_second", "reply_audio_seconds",
-               "out")
+               "out", "intent")
 """Keys of the result dict (and of `hearth ask --json`)."""
 
 DEVICE_NOTICES = frozenset({"no-microphone", "no-speech-output"})
@@ -59,6 +61,7 @@ def run_file_turn(
     on_token: Callable[[str], None] | None = None,
     on_notice: Callable[[Notice], None] | None = None,
     timeout_seconds: float = 300.0,
+    skills: Skills | None = None,
 ) -> dict[str, Any]:
     """Ask once, from `wav` (recognized with `recognizer`) or `text`; the result dict.
 
@@ -66,14 +69,15 @@ def run_file_turn(
     given), which is what `first_audio_ms` measures. `on_token` sees each reply piece,
     `on_notice` each `Notice` (say, that the turn could not be saved to the history)
     except those about audio devices, which file mode does not use. `recognizer` and
-    `voice` in the result are None when not used.
+    `voice` in the result are None when not used. `skills` answer first, as in live
+    mode; `intent` in the result is the skill's {"name", "slots"}, or None.
     """
     if (wav is None) == (text is None):
         raise ValueError("ask from exactly one of wav or text")
     sink = WavSink(out) if synthesizer is not None else None
     assistant = Assistant(settings, engine=engine, recognizer=recognizer,
                           synthesizer=synthesizer, speaker=sink, history=history,
-                          warm_up=False)
+                          warm_up=False, skills=skills)
     events: list[Event] = []
     done = threading.Event()
 
@@ -111,6 +115,7 @@ def _result(events: list[Event], assistant: Assistant, sink: WavSink | None,
     transcript = next((e.text for e in events if isinstance(e, FinalTranscript)), "")
     reply = next((e for e in events if isinstance(e, ReplyFinished)), None)
     metrics = next((e for e in events if isinstance(e, TurnMetrics)), TurnMetrics())
+    intent = next((e for e in events if isinstance(e, IntentMatched)), None)
     info = assistant.engine.info()
     saved = sink.save() if sink is not None and out is not None else None
     return {
@@ -130,4 +135,5 @@ def _result(events: list[Event], assistant: Assistant, sink: WavSink | None,
         "tokens_per_second": metrics.tokens_per_second,
         "reply_audio_seconds": round(sink.seconds, 3) if sink is not None else 0.0,
         "out": str(saved) if saved else None,
+        "intent": {"name": intent.intent, "slots": dict(intent.slots)} if intent else None,
     }

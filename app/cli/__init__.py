@@ -34,6 +34,7 @@ HANDLERS: dict[str, str] = {
     "models": "app.cli.models_cmd:run",
     "config": "app.cli.config_cmd:run",
     "history": "app.cli.history_cmd:run",
+    "timers": "app.cli.timers_cmd:run",
     "doctor": "app.cli.doctor_cmd:run",
     "bench": "app.cli.bench_cmd:run",
     "worker": "app.cli.worker_cmd:run",
@@ -172,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
     h = hsub.add_parser("clear", help="delete every stored turn")
     h.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    p = sub.add_parser("timers", help="the timers, alarms and reminders Hearth keeps")
+    tsub = p.add_subparsers(dest="timers_command", metavar="ACTION", required=True)
+    t = tsub.add_parser("list", help="running, paused and ringing timers, soonest first")
+    t.add_argument("--json", action="store_true", help="print one JSON array")
+    t = tsub.add_parser("cancel", help="cancel one (it stops ringing at once)")
+    t.add_argument("id", type=int, metavar="ID")
 
     p = sub.add_parser("doctor",
                        help="check audio devices, models, engines and CPU; say what to fix")

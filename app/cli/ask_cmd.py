@@ -19,6 +19,7 @@ from app.engine_setup import build_engine
 from app.errors import HistoryError
 from app.file_mode import run_file_turn
 from app.history import History
+from app.skills import build_skills
 from app.speech_setup import build_recognizer, build_synthesizer
 
 
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         history = None
         warn(str(exc))
 
+    skills = build_skills(settings)  # the time, timers, arithmetic: before the engine
+
     def show(piece: str) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -63,9 +66,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             settings, engine=engine, recognizer=recognizer, synthesizer=synthesizer,
             wav=args.wav, text=args.text, out=args.out, history=history,
             model_id=choice.model_id or (choice.model_path.name if choice.model_path else ""),
-            on_token=show if stream else None, on_notice=lambda notice: warn(notice.text))
+            on_token=show if stream else None, on_notice=lambda notice: warn(notice.text),
+            skills=skills)
     finally:
         engine.close()
+        if skills is not None:
+            skills.close()
         if history is not None:
             history.close()
     if args.json:

@@ -78,6 +78,8 @@ def build_skills(settings: Settings) -> SkillSet | None:
     except TimerError as exc:  # e.g. a full disk: everything but timers still works
         log.warning("timers unavailable: %s", exc)
         store = None
-    return SkillSet(matcher, store, actions=actions,
-                    ring_every_seconds=settings.skills.ring_every_seconds,
-                    ring_for_seconds=settings.skills.ring_for_minutes * 60)
+    skills = SkillSet(matcher, store, actions=actions,
+                      ring_every_seconds=settings.skills.ring_every_seconds,
+                      ring_for_seconds=settings.skills.ring_for_minutes * 60)
+    skills.warm_up()
+    return skills

@@ -120,6 +120,13 @@ class SkillSet:
                 return answer
         return None
 
+    def warm_up(self) -> None:
+        """Match one sentence per language, so the first question does not pay for
+        hassil's first-use set-up (about 0.1 s)."""
+        for sentence in ("what time is it", "现在几点了"):
+            for _ in self.matcher.matches(sentence):
+                pass
+
     def attach(self, assistant: AnnouncingAssistant) -> None:
         """Ring timers through `assistant` (starts the timer service) and follow its events."""
         assistant.subscribe(self._observe)
