@@ -12,6 +12,7 @@ models `make test` installed), through a symlink, so nothing is downloaded.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import select
@@ -19,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -109,6 +111,12 @@ def run_hearth(argv: Sequence[str], home: Home, *, timeout: float = 120.0,
         stdin=None if stdin is not None else subprocess.DEVNULL)
 
 
+def _controlling_terminal() -> None:
+    """In the child, after setsid: make stdin (the pseudo-terminal) its controlling
+    terminal, so Ctrl-C typed there interrupts it as in a real terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class Terminal:
     """A program running in a pseudo-terminal, as if started in a terminal window: its
     stdin, stdout and stderr are the terminal. Read with `expect`, type with `type`."""
@@ -118,7 +126,7 @@ class Terminal:
         self.master = master
         self.process = subprocess.Popen(
             list(argv), cwd=cwd, env=dict(env), stdin=slave, stdout=slave, stderr=slave,
-            start_new_session=True, close_fds=True)
+            start_new_session=True, close_fds=True, preexec_fn=_controlling_terminal)
         os.close(slave)
         self._output = bytearray()
         self._lock = threading.Lock()
@@ -165,6 +173,7 @@ class Terminal:
         raise AssertionError(f"no {pattern!r} within {timeout:.0f} s:\n{self.output[-3000:]}")
 
     def type(self, text: str) -> None:
+        """Keys typed in the terminal ("\\x03" is Ctrl-C, "\\x04" Ctrl-D)."""
         os.write(self.master, text.encode())
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
