@@ -141,6 +141,11 @@ class ListenStage:
         if turn.trigger is Trigger.WAKE_WORD:  # (a VAD turn's endpointer is mid-utterance)
             self._vad().reset()
 
+    def back_to_idle(self) -> None:
+        """A turn is over: half duplex drops what the microphone heard of our own voice."""
+        if not self.settings.audio.listen_while_speaking:
+            self.flush_microphone.set()
+
     def failed(self) -> None:
         """The listen thread failed: whatever it was hearing is dropped."""
         self._hearing = None

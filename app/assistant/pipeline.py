@@ -47,6 +47,8 @@ from speech.wake import WakeWordDetector
 
 _FILE_BLOCK_SECONDS = 0.1
 """File audio is fed to the recognizer in blocks of this length (as fast as it takes)."""
+_LAST_WRITE_SECONDS = 5.0
+"""`shutdown()` waits at least this long for the events (and history writes) to finish."""
 _CLOSE_WAIT_SECONDS = 30.0
 """`close()` waits this long for each stage thread to leave its component."""
 
@@ -87,7 +89,8 @@ class Assistant:
         self.conversation = Conversation(settings.engine.system_prompt,
                                          settings.assistant.max_history_turns)
         self._ledger = TurnLedger(self.conversation, self.bus.emit,
-                                  lambda: self.engine.last_stats, self._on_idle)
+                                  lambda: self.engine.last_stats,
+                                  lambda: self._listen.back_to_idle())
         self._recorder = HistoryRecorder(
             history, self.bus.emit, lambda: self._stages.model_ids(speaking=self.speech_output))
         self.bus.subscribe(self._recorder)
@@ -184,7 +187,8 @@ class Assistant:
             if not turn.finished:
                 self._interrupt(turn)
         self._supervisor.stop(deadline)
-        self.bus.close(max(0.5, deadline - time.monotonic()))
+        # the recorder's last write must land before the caller closes the history
+        self.bus.close(max(_LAST_WRITE_SECONDS, deadline - time.monotonic()))
 
     def close(self) -> None:
         """`shutdown()` if still running, then release every stage (models, devices).
@@ -293,7 +297,3 @@ class Assistant:
         turn.cancel.set()
         turn.stop_generating.set()
         self._voice.silence(turn)
-
-    def _on_idle(self) -> None:
-        if not self.settings.audio.listen_while_speaking:
-            self._listen.flush_microphone.set()  # drop what it heard of our own voice
