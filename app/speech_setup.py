@@ -1,19 +1,19 @@
 """Build the speech stages from the settings: recognizer, voice, wake word, microphone,
 speaker and endpointer.
 
-This is where catalog ids become files (through the model store) and where 'auto'
-is decided: PocketSphinx for English unless a Vosk model is configured (its
-English model is in the wheel, so English works with no download), Vosk for other
-languages; Piper when its voice is installed, espeak-ng otherwise.
+This is where catalog ids become files (through the model store). An 'auto'
+recognizer or voice is the one `app.stack.choose_stack` picks for this machine (the
+same choice `hearth doctor` reports); a configured one is taken as it is.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.config import Settings
-from app.errors import CatalogError, ModelNotInstalledError
+from app.config import Settings, replace
+from app.errors import ModelNotInstalledError
 from app.models.store import ModelStore
 from speech import registry
 from speech.devices import Microphone, Speaker, find_device
@@ -24,6 +24,9 @@ from speech.tts import SpeechSynthesizer
 from speech.vad import Endpointer
 from speech.wake import WakeWordDetector
 from speech.wake_micro import micro_model_for
+
+if TYPE_CHECKING:
+    from app.stack import Stack
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +53,6 @@ def resolve_model(settings: Settings, value: str) -> Path:
     return ModelStore(settings.data_dir / "models").path(value)
 
 
-def _is_installed(settings: Settings, model_id: str) -> bool:
-    try:
-        return resolve_model(settings, model_id).exists()
-    except (ModelNotInstalledError, CatalogError):
-        return False
-
-
 def _is_vosk_model(value: str) -> bool:
     if _looks_like_path(value):
         root = Path(value).expanduser()
@@ -70,17 +66,22 @@ def choose_recognizer(settings: Settings, backend: str | None = None,
     backend = backend or settings.stt.backend
     model = model or settings.stt.model
     language = settings.general.language
+    if backend == "auto" and model == "auto":
+        stack = speech_stack(settings)
+        return stack.recognizer, stack.recognizer_model
     if backend == "auto":
-        if model != "auto":
-            backend = "vosk" if _is_vosk_model(model) else "pocketsphinx"
-        elif language == "en" and not _is_installed(settings, VOSK_MODELS["en"]):
-            backend = "pocketsphinx"
-        else:
-            backend = "vosk"
+        backend = "vosk" if _is_vosk_model(model) else "pocketsphinx"
     if model == "auto":
         model = POCKETSPHINX_MODEL if backend == "pocketsphinx" else VOSK_MODELS.get(
             language, VOSK_MODELS["en"])
     return backend, model
+
+
+def speech_stack(settings: Settings) -> Stack:
+    """The stack `choose_stack` picks, whose recognizer and voice 'auto' means here."""
+    from app.stack import choose_speech
+
+    return choose_speech(settings)
 
 
 def build_recognizer(settings: Settings, backend: str | None = None,
@@ -100,15 +101,12 @@ def choose_synthesizer(settings: Settings, backend: str | None = None,
     voice = voice or settings.tts.voice
     language = settings.general.language
     piper_voice = PIPER_VOICES.get(language)
+    if backend == "auto" and voice == "auto":
+        stack = speech_stack(replace(settings, "tts", enabled=True))
+        return stack.voice, stack.voice_model
     if backend == "auto":
-        if voice != "auto":
-            backend = "piper" if voice.startswith("piper-") or voice.endswith(".onnx") \
-                else "espeak-ng"
-        elif (piper_voice and registry.is_available("piper", "synthesizer")
-              and _is_installed(settings, piper_voice)):
-            backend = "piper"
-        else:
-            backend = "espeak-ng"
+        backend = "piper" if voice.startswith("piper-") or voice.endswith(".onnx") \
+            else "espeak-ng"
     if voice == "auto":
         if backend == "piper":
             if piper_voice is None:

@@ -18,6 +18,7 @@ from app.config import Settings, replace
 from app.engine_setup import EngineChoice, build_engine
 from app.errors import HearthError, HistoryError
 from app.history import History
+from app.skills import build_skills
 from app.speech_setup import (
     build_recognizer,
     build_synthesizer,
@@ -25,6 +26,7 @@ from app.speech_setup import (
     open_microphone,
     open_speaker,
 )
+from app.stack import Stack, choose_stack
 from engine.base import ChatEngine
 from engine.cpu import cpu_info
 from speech.errors import SpeechError
@@ -61,22 +63,30 @@ def build_assistant(
     voice_input: bool = True,
     voice_output: bool = True,
     history: History | bool | None = True,
+    stack: Stack | None = None,
 ) -> tuple[Assistant, EngineChoice | None]:
     """The assistant the settings describe (not started) and how its engine was chosen.
 
     `engine` reuses a loaded engine (its choice is then None); `voice_input` /
     `voice_output` False leave out the microphone / speaker; `history` True opens the
     configured history (None when switched off), or pass one, or False for none.
+    Engine, recognizer and voice are those of one `choose_stack` (`stack`, when given).
     """
     choice: EngineChoice | None = None
     if voice_output:
         settings = leave_a_core_for_the_voice(settings)
+    chosen = stack
+    if chosen is None and (engine is None or voice_input or voice_output):
+        chosen = choose_stack(settings, engine=backend, model=model)
+        log.info("stack: %s (%s)", chosen.summary(), chosen.explain())
     if engine is None:
-        engine, choice = build_engine(settings, backend, model)
+        engine, choice = build_engine(settings, backend, model, stack=chosen)
+    recognizer_of, voice_of = (((chosen.recognizer, chosen.recognizer_model),
+                                (chosen.voice, chosen.voice_model)) if chosen else ((), ()))
     factories: dict[str, Callable[[], Any]] = {
-        "engine": lambda: build_engine(settings, backend, model)[0],
-        "recognizer": lambda: build_recognizer(settings),
-        "synthesizer": lambda: build_synthesizer(settings),
+        "engine": lambda: build_engine(settings, backend, model, stack=chosen)[0],
+        "recognizer": lambda: build_recognizer(settings, *recognizer_of),
+        "synthesizer": lambda: build_synthesizer(settings, *voice_of),
         "microphone": lambda: open_microphone(settings),
         "speaker": lambda: open_speaker(settings),
         "wake": lambda: build_wake_detector(settings),
@@ -95,10 +105,13 @@ def build_assistant(
             history = History.open(settings)
         except HistoryError as exc:  # e.g. a full disk: answer anyway, unsaved
             history, unsaved = None, str(exc)
+    skills = build_skills(settings)  # the time, timers, arithmetic: before the engine
     assistant = Assistant(
         settings, engine=engine, recognizer=recognizer, synthesizer=synthesizer,
         microphone=microphone, speaker=speaker, history=history or None, wake=wake,
-        factories=factories)
+        factories=factories, skills=skills)
+    if skills is not None:
+        skills.attach(assistant)  # timers ring through it; Silenced stops them
     if unsaved:
         assistant.history_failed(unsaved)
     return assistant, choice

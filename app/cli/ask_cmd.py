@@ -21,6 +21,7 @@ from app.file_mode import run_file_turn
 from app.history import History
 from app.skills import build_skills
 from app.speech_setup import build_recognizer, build_synthesizer
+from app.stack import choose_stack
 
 
 def with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -45,9 +46,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     speak = args.out is not None or (args.wav is not None and args.json)
     if speak:
         settings = leave_a_core_for_the_voice(settings)
-    engine, choice = build_engine(settings, args.engine, args.model)
-    recognizer = build_recognizer(settings) if args.wav else None
-    synthesizer = build_synthesizer(settings) if speak and settings.tts.enabled else None
+    stack = choose_stack(settings, engine=args.engine, model=args.model)  # as doctor says
+    engine, choice = build_engine(settings, args.engine, args.model, stack=stack)
+    recognizer = (build_recognizer(settings, stack.recognizer, stack.recognizer_model)
+                  if args.wav else None)
+    synthesizer = (build_synthesizer(settings, stack.voice, stack.voice_model)
+                   if speak and settings.tts.enabled else None)
     stream = not args.json
     try:
         history = History.open(settings)

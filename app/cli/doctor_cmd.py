@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.config import Settings
-from app.engine_setup import choose_engine
 from app.errors import HearthError
 from app.models.store import ModelStore
-from app.models.tiers import detect_memory, format_bytes, parse_size, recommend
+from app.models.tiers import detect_memory, format_bytes, parse_size
+from app.stack import choose_stack
 
 
 @dataclass
@@ -42,17 +42,23 @@ def _cpu() -> list[Check]:
 
 def _memory(args: argparse.Namespace, settings: Settings, store: ModelStore) -> list[Check]:
     memory = detect_memory(parse_size(args.ram) if args.ram else None)
-    llama = importlib.util.find_spec("llama_cpp") is not None
-    stack = recommend(store.catalog, memory, settings.general.language, llama)
-    checks = [Check("ok", f"memory: {memory.describe()}"),
-              Check("ok", f"recommended stack: {stack.backend} + {stack.llm}, "
-                          f"{stack.stt}, {stack.tts} ({stack.reason})")]
+    checks = [Check("ok", f"memory: {memory.describe()}")]
     try:
-        choice = choose_engine(settings, store=store, memory=memory)
-        checks.append(Check("ok", f"engine: {choice.backend} with "
-                                  f"{choice.model_id or choice.model_path}; {choice.reason}"))
+        stack = choose_stack(settings, store, memory)
     except HearthError as exc:
-        checks.append(Check("FAIL", f"engine: {exc}", "install a model that fits (see above)"))
+        return [*checks, Check("FAIL", f"stack: {exc}", "install a model that fits")]
+    status = "ok" if stack.fits else "warn"
+    checks.append(Check(status, f"stack ({stack.tier} tier): {stack.summary()}; needs about "
+                                f"{format_bytes(stack.needed_bytes)} of "
+                                f"{format_bytes(stack.budget_bytes)}",
+                        "" if stack.fits else "set the recognizer and voice to 'auto', or a "
+                                              "smaller [engine] model"))
+    for part in ("engine", "model", "memory_mode", "recognizer", "voice"):
+        if stack.reasons.get(part):
+            checks.append(Check("ok", f"  {part.replace('_', ' ')}: {stack.reasons[part]}"))
+    if stack.to_install:
+        checks.append(Check("warn", f"this machine's tier would use {', '.join(stack.to_install)}",
+                            f"hearth models install {' '.join(stack.to_install)}"))
     return checks
 
 

@@ -40,15 +40,22 @@ def build_assistant(settings: Settings):  # -> tuple[Assistant, SessionInfo]
     """
     from app.assistant.build import build_assistant as build_pipeline
     from app.gui.session import SessionInfo
+    from app.stack import choose_stack
 
-    assistant, choice = build_pipeline(settings)
+    stack = choose_stack(settings)  # the same choice `hearth doctor` reports
+    assistant, choice = build_pipeline(settings, stack=stack)
     model_name = "?"
     if choice is not None:
         model_name = choice.model_id or (choice.model_path.name if choice.model_path else "?")
+    mode = f" ({stack.memory_mode})" if stack.memory_mode else ""
     info = SessionInfo(
-        engine=choice.backend if choice else "?",
+        engine=(choice.backend + mode) if choice else "?",
         model=model_name,
         ram_tier=ram_tier_text(),
+        speech=", ".join(
+            [stack.recognizer if assistant.recognizer is not None else "no recognizer",
+             stack.voice if assistant.synthesizer is not None else "no voice"]),
+        why=stack.explain(),
         has_microphone=assistant.microphone is not None,
         speaks=assistant.speaker is not None,
         notices=(),

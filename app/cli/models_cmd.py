@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from collections.abc import Callable
@@ -14,7 +13,8 @@ from app.errors import HearthError
 from app.models.catalog import CatalogEntry
 from app.models.download import Progress
 from app.models.store import ModelStore
-from app.models.tiers import detect_memory, fit_label, format_bytes, parse_size, recommend
+from app.models.tiers import detect_memory, fit_label, format_bytes, parse_size
+from app.stack import Stack, choose_stack
 
 
 def _size(entry: CatalogEntry) -> str:
@@ -108,10 +108,24 @@ def _verify(store: ModelStore, ids: list[str]) -> int:
     return 1 if failed else 0
 
 
+def _stack_json(stack: Stack) -> dict[str, Any]:
+    return {"tier": stack.tier, "backend": stack.engine, "llm": stack.model,
+            "memory_mode": stack.memory_mode, "recognizer": stack.recognizer,
+            "stt": stack.recognizer_model, "voice": stack.voice, "tts": stack.voice_model,
+            "budget_bytes": stack.budget_bytes, "needed_bytes": stack.needed_bytes,
+            "reasons": stack.reasons, "reason": stack.explain(),
+            "to_install": list(stack.to_install)}
+
+
 def _recommend(store: ModelStore, args: argparse.Namespace, settings: Settings) -> int:
+    """The stack for this (or a --ram) machine with the catalog's models installed, and
+    what runs now: both from `choose_stack`, the choice `hearth doctor` and `ask` make."""
     memory = detect_memory(parse_size(args.ram) if args.ram else None)
-    llama = importlib.util.find_spec("llama_cpp") is not None
-    choice = recommend(store.catalog, memory, settings.general.language, llama)
+    best = choose_stack(settings, store, memory, as_if_installed=True)
+    try:
+        now: Stack | None = choose_stack(settings, store, memory)
+    except HearthError:
+        now = None
     rows = [
         {"id": e.id, "kind": e.kind, "ram_bytes": e.ram_bytes,
          "fit": fit_label(e.ram_bytes, memory), "installed": store.is_installed(e.id)}
@@ -120,8 +134,7 @@ def _recommend(store: ModelStore, args: argparse.Namespace, settings: Settings) 
     if args.json:
         print(json.dumps({
             "usable_ram_bytes": memory.usable_bytes, "simulated": memory.simulated,
-            "tier": choice.tier, "backend": choice.backend, "llm": choice.llm,
-            "stt": choice.stt, "tts": choice.tts, "reason": choice.reason, "models": rows,
+            **_stack_json(best), "now": _stack_json(now) if now else None, "models": rows,
         }, indent=2))
         return 0
     print(f"Machine: {memory.describe()}\n")
@@ -129,13 +142,16 @@ def _recommend(store: ModelStore, args: argparse.Namespace, settings: Settings) 
     for row in rows:
         print(f"{row['id']:34} {format_bytes(row['ram_bytes']):>9}  {row['fit']:15} "
               f"{'yes' if row['installed'] else 'no'}")
-    print(f"\nHearth picks: {choice.backend} engine with {choice.llm}, "
-          f"speech recognition {choice.stt}, voice {choice.tts}")
-    print(f"Why: {choice.reason}")
-    missing = [m for m in (choice.llm, choice.stt, choice.tts)
-               if m != "espeak-ng" and not store.is_installed(m)]
-    if missing:
-        print(f"To install: hearth models install {' '.join(missing)}")
+    print(f"\nRecommended ({best.tier} tier): {best.summary()}, about "
+          f"{format_bytes(best.needed_bytes)} of {format_bytes(best.budget_bytes)}")
+    for part, why in best.reasons.items():
+        print(f"  {part.replace('_', ' ')}: {why}")
+    if best.to_install:
+        print(f"To install: hearth models install {' '.join(best.to_install)}")
+    if now is None:
+        print("Runs now: nothing (no chat model that fits is installed)")
+    elif now.summary() != best.summary():
+        print(f"Runs now: {now.summary()}")
     return 0
 
 

@@ -205,10 +205,11 @@ class MainWindow(QMainWindow):
         self.engine_label = QLabel("engine: …")
         self.model_label = QLabel("model: …")
         self.tier_label = QLabel("")
+        self.speech_label = QLabel("")
         self.metrics_label = QLabel("")
         bar = self.statusBar()
         bar.setSizeGripEnabled(not self.kiosk)
-        for label in (self.engine_label, self.model_label, self.tier_label):
+        for label in (self.engine_label, self.model_label, self.tier_label, self.speech_label):
             bar.addWidget(label)
         bar.addPermanentWidget(self.metrics_label)
 
@@ -439,6 +440,9 @@ class MainWindow(QMainWindow):
         self.engine_label.setText(f"engine: {info.engine}")
         self.model_label.setText(f"model: {info.model}")
         self.tier_label.setText(f"RAM tier: {info.ram_tier}" if info.ram_tier else "")
+        self.speech_label.setText(f"speech: {info.speech}" if info.speech else "")
+        for label in (self.engine_label, self.model_label, self.tier_label, self.speech_label):
+            label.setToolTip(info.why)
 
     def _set_ready(self, ready: bool, has_microphone: bool = True) -> None:
         self.ptt.setEnabled(ready and has_microphone)

@@ -32,6 +32,10 @@ class SessionInfo:
     """Catalog id or file name of the chat model."""
     ram_tier: str = ""
     """This machine's RAM tier as the model catalog names it."""
+    speech: str = ""
+    """Recognizer and voice in use, e.g. "pocketsphinx, espeak-ng"."""
+    why: str = ""
+    """Why this stack (app.stack.Stack.explain()), for the status bar's tooltip."""
     has_microphone: bool = True
     """False: typing is the only input, push-to-talk is disabled."""
     speaks: bool = True

@@ -96,6 +96,10 @@ class Tier:
     """language -> model id."""
     stt: dict[str, str]
     tts: dict[str, str]
+    measured_limit_bytes: int = 0
+    """The memory cgroup limit `hearth bench tiers` ran this tier's stack in (0: not run)."""
+    measured_peak_bytes: int = 0
+    """That run's peak cgroup memory."""
 
 
 @dataclass(frozen=True)
@@ -237,6 +241,10 @@ def _parse_tier(raw: Any, index: int, source: str) -> Tier:
         llm=_str_map(_req(raw, "llm", dict, where), where),
         stt=_str_map(_req(raw, "stt", dict, where), where),
         tts=_str_map(_req(raw, "tts", dict, where), where),
+        measured_limit_bytes=_req(raw, "measured_limit_bytes", int, where)
+        if "measured_limit_bytes" in raw else 0,
+        measured_peak_bytes=_req(raw, "measured_peak_bytes", int, where)
+        if "measured_peak_bytes" in raw else 0,
     )
 
 

@@ -1,9 +1,10 @@
-"""How much memory this machine has for models, and which stack fits it.
+"""How much memory this machine has for Hearth, and which tier of the catalog it is.
 
 Usable memory is the smallest of physical RAM, the cgroup limit (containers,
 systemd `MemoryMax=`) and the address-space rlimit (`ulimit -v`, `prlimit --as`).
-The catalog's [[tier]] table maps usable memory to a backend and models; each model
-gets a fit label: "fits", "tight" or "does not fit".
+The catalog's [[tier]] table maps usable memory to the preferred engine and models;
+`app/stack.py` turns that into what runs, counting the whole stack against
+`stack_budget_bytes`. Each model also gets a fit label: "fits", "tight" or "does not fit".
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ FITS, TIGHT, DOES_NOT_FIT = "fits", "tight", "does not fit"
 FIT_SHARE = 0.6
 ADDRESS_SPACE_HEADROOM = 512 * 2**20
 TIGHT_SHARE = 0.9
+STACK_SHARE = 0.9
+"""Share of usable memory the whole stack may take: the rest is slack for the kernel's
+own accounting (page tables, socket buffers) and for a reply longer than the measured one."""
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
           "mib": 2**20, "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40,
@@ -156,43 +160,6 @@ def tier_for(catalog: Catalog, memory: MachineMemory) -> Tier:
     return chosen
 
 
-@dataclass(frozen=True)
-class StackChoice:
-    """The stack Hearth picks for a machine, with the reason in words."""
-
-    tier: str
-    backend: str
-    llm: str
-    stt: str
-    tts: str
-    reason: str
-
-
-def recommend(
-    catalog: Catalog, memory: MachineMemory, language: str, llama_cpp_available: bool
-) -> StackChoice:
-    tier = tier_for(catalog, memory)
-    llm_id = tier.llm.get(language) or tier.llm["en"]
-    entry = catalog.get(llm_id)
-    backend = tier.backend
-    why = [f"{memory.describe()}: tier {tier.name!r}"]
-    if backend == "llama-cpp" and not llama_cpp_available:
-        if "numpy" in entry.engines:
-            backend = "numpy"
-            why.append("llama-cpp-python is not installed, so the built-in numpy engine runs it")
-        else:
-            fallback = next(e for e in catalog.of_kind("llm") if "numpy" in e.engines)
-            why.append(f"{entry.name} needs llama-cpp-python, which is not installed; "
-                       f"the numpy engine runs {fallback.name} instead")
-            entry, backend = fallback, "numpy"
-    elif backend == "numpy":
-        why.append("under 1 GB the built-in numpy engine is used: it can stream weights "
-                   "that do not fit in memory")
-    label = fit_label(entry.ram_bytes, memory)
-    why.append(f"{entry.name} needs {format_bytes(entry.ram_bytes)} ({label})")
-    return StackChoice(
-        tier=tier.name, backend=backend, llm=entry.id,
-        stt=tier.stt.get(language) or tier.stt["en"],
-        tts=tier.tts.get(language) or tier.tts["en"],
-        reason="; ".join(why),
-    )
+def stack_budget_bytes(memory: MachineMemory) -> int:
+    """What Hearth's whole stack (runtime, engine, recognizer, voice) may take at its peak."""
+    return min(int(STACK_SHARE * memory.usable_bytes), memory.available_bytes)

@@ -36,8 +36,8 @@ from tests.fakes import EventLog, FakeEngine, Stages, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 HEARTH = [sys.executable, "-m", "app.cli"]
-BIG_MODEL = "smollm2-135m-instruct-q8_0"  # needs 330 MB by the catalog
-SMALL_MODEL = "smollm2-135m-instruct-q4_1"  # needs 260 MB
+BIG_MODEL = "smollm2-135m-instruct-q8_0"  # needs 235 MB by the catalog (+ runtime)
+SMALL_MODEL = "smollm2-135m-instruct-q4_1"  # needs 190 MB (+ runtime)
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "KB": 1e3, "MB": 1e6, "GB": 1e9}
 _AVAILABLE = re.compile(r"only ([\d.]+) ([KMG]i?B|B) is available")
 
@@ -66,14 +66,14 @@ def limit_for_small_model_only(tmp_path_factory: pytest.TempPathFactory) -> int:
     for neither model tells it (the limit minus the "available" it reports)."""
     config = tmp_path_factory.mktemp("memory") / "config.toml"
     config.write_text("", encoding="utf-8")
-    probe = 400_000_000 + ADDRESS_SPACE_HEADROOM  # room for neither model
+    probe = 200_000_000 + ADDRESS_SPACE_HEADROOM  # room for neither model
     first = _hearth_limited(probe, config)
     assert first.returncode == 1, first.stderr
     assert "Traceback" not in first.stderr
     match = _AVAILABLE.search(first.stderr)
     assert match, first.stderr
     overhead = probe - float(match.group(1)) * _UNITS[match.group(2)]
-    return int(overhead + 295_000_000)
+    return int(overhead + 260_000_000)
 
 
 def test_too_little_memory_refuses_before_loading_and_suggests_a_model(

@@ -1,16 +1,18 @@
-"""The shipped catalog is valid; RAM tiers pick the expected stack; memory checks."""
+"""The shipped catalog is valid; `choose_stack` picks a stack that fits, the same for
+doctor, recommend, ask and the README; memory checks."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from app.config import Settings
-from app.engine_setup import choose_engine
+from app.config import Settings, replace
+from app.engine_setup import choose_engine, engine_config
 from app.errors import CatalogError, HearthError, InsufficientMemoryError
 from app.models.catalog import load_catalog, parse_catalog
 from app.models.store import ModelStore
@@ -22,8 +24,9 @@ from app.models.tiers import (
     detect_memory,
     fit_label,
     parse_size,
-    recommend,
 )
+from app.speech_setup import choose_recognizer, choose_synthesizer
+from app.stack import RUNTIME_BYTES, choose_stack
 
 
 def test_shipped_catalog_is_complete() -> None:
@@ -85,15 +88,15 @@ def test_limits_lower_usable_memory() -> None:
     assert "cgroup" in memory.describe()
 
 
-@pytest.mark.parametrize("ram, tier, backend, llm", [
-    ("512MB", "tiny", "numpy", "smollm2-135m-instruct-q8_0"),
-    ("1GB", "small", "llama-cpp", "smollm2-135m-instruct-q4_1"),
-    ("2GB", "small", "llama-cpp", "smollm2-135m-instruct-q4_1"),
-    ("4GB", "medium", "llama-cpp", "tinyllama-1.1b-chat-q4_k_m"),
-    ("16GB", "large", "llama-cpp", "llama-2-7b-chat-q4_k_m"),
+@pytest.mark.parametrize("ram, tier, backend, llm, voice", [
+    ("512MB", "tiny", "llama-cpp", "smollm2-135m-instruct-q4_1", "espeak-ng"),
+    ("1GB", "small", "llama-cpp", "smollm2-135m-instruct-q4_1", "piper"),
+    ("2GB", "small", "llama-cpp", "smollm2-135m-instruct-q4_1", "piper"),
+    ("4GB", "medium", "llama-cpp", "tinyllama-1.1b-chat-q4_k_m", "piper"),
+    ("16GB", "large", "llama-cpp", "llama-2-7b-chat-q4_k_m", "piper"),
 ])
 def test_recommend_cli_picks_the_expected_stack(
-    tmp_path: Path, ram: str, tier: str, backend: str, llm: str
+    tmp_path: Path, ram: str, tier: str, backend: str, llm: str, voice: str
 ) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     out = subprocess.run(
@@ -101,23 +104,114 @@ def test_recommend_cli_picks_the_expected_stack(
         capture_output=True, text=True, env=env, check=True, timeout=60,
     )
     result = json.loads(out.stdout)
-    assert (result["tier"], result["backend"], result["llm"]) == (tier, backend, llm)
+    assert (result["tier"], result["backend"], result["llm"], result["voice"]) == (
+        tier, backend, llm, voice)
     assert result["simulated"] is True and result["reason"]
+    assert result["needed_bytes"] <= result["budget_bytes"]
+    assert llm in result["to_install"]  # an empty home has no chat model yet
+    assert result["now"] is None
 
 
-def test_recommend_without_llama_cpp_uses_numpy() -> None:
+def _cgroup_machine(limit: int) -> MachineMemory:
+    """A big machine with Hearth in a memory cgroup of `limit` bytes."""
+    return MachineMemory(total_bytes=24 * 2**30, available_bytes=limit, limit_bytes=limit,
+                         limit_source="cgroup memory limit")
+
+
+def test_512_mib_cgroup_counts_the_whole_stack() -> None:
+    """Issue 12 defect 3: the numpy engine holding float32 weights plus Piper was picked
+    in 512 MiB and killed by the kernel."""
+    stack = choose_stack(Settings(), memory=_cgroup_machine(512 * 2**20))
+    assert stack.needed_bytes <= stack.budget_bytes < 512 * 2**20
+    assert stack.voice == "espeak-ng"
+    assert (stack.engine, stack.model) == ("llama-cpp", "smollm2-135m-instruct-q4_1")
     catalog = load_catalog()
-    choice = recommend(catalog, detect_memory(parse_size("4GB")), "en",
-                       llama_cpp_available=False)
-    assert choice.backend == "numpy"
-    assert "numpy" in catalog.get(choice.llm).engines
-    assert "not installed" in choice.reason
+    parts = (RUNTIME_BYTES + catalog.get(stack.model).ram_bytes
+             + catalog.get(stack.recognizer_model).ram_bytes)
+    assert stack.needed_bytes >= parts  # runtime, engine and recognizer all counted
+
+
+@pytest.mark.parametrize("limit_mib, modes", [
+    (512, {"auto", "mmap", "stream"}), (1024, {"auto", "mmap"}), (4096, {"cache"}),
+])
+def test_numpy_memory_mode_follows_the_budget(limit_mib: int, modes: set[str]) -> None:
+    settings = Settings()
+    memory = _cgroup_machine(limit_mib * 2**20)
+    stack = choose_stack(settings, memory=memory, engine="numpy")
+    assert stack.memory_mode in modes
+    assert stack.needed_bytes <= stack.budget_bytes
+    config = engine_config(settings, choose_engine(settings, "numpy", memory=memory))
+    assert config.memory_mode == stack.memory_mode  # the engine loads what was counted
+    assert config.memory_budget_bytes == stack.weights_budget_bytes
+
+
+def test_without_llama_cpp_the_numpy_engine_runs_in_a_mode_that_fits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("app.stack._llama_cpp_available", lambda: False)
+    stack = choose_stack(Settings(), memory=_cgroup_machine(512 * 2**20))
+    assert stack.engine == "numpy" and stack.memory_mode != "cache"
+    assert stack.needed_bytes <= stack.budget_bytes
+    assert "not installed" in stack.reasons["engine"]
+
+
+def test_a_derived_file_is_never_preferred_over_its_source() -> None:
+    """Issue 12 defect 4: with the tier's model missing, llama.cpp took the larger Q8_0
+    re-quantization of the bundled Q4_1 (its rounding plus its own)."""
+    memory = detect_memory(parse_size("16GB"))
+    for engine in ("llama-cpp", "numpy", None):
+        choice = choose_engine(Settings(), engine, memory=memory)
+        assert choice.model_id == "smollm2-135m-instruct-q4_1", engine
+
+
+def test_speech_auto_is_what_the_stack_says() -> None:
+    settings = Settings()
+    stack = choose_stack(settings)
+    assert choose_recognizer(settings) == (stack.recognizer, stack.recognizer_model)
+    assert choose_synthesizer(settings) == (stack.voice, stack.voice_model)
+
+
+def test_configured_speech_is_kept_and_said() -> None:
+    settings = replace(replace(Settings(), "tts", backend="espeak-ng"), "stt",
+                       backend="pocketsphinx")
+    stack = choose_stack(settings, memory=detect_memory(parse_size("16GB")))
+    assert (stack.recognizer, stack.voice, stack.voice_model) == (
+        "pocketsphinx", "espeak-ng", "en-us")
+    assert "configured" in stack.reasons["voice"]
 
 
 def test_chinese_gets_a_chinese_stack() -> None:
-    choice = recommend(load_catalog(), detect_memory(parse_size("4GB")), "zh", True)
-    assert choice.llm == "qwen2.5-0.5b-instruct-q4_k_m"
-    assert choice.stt == "vosk-model-small-cn-0.22"
+    settings = replace(Settings(), "general", language="zh")
+    stack = choose_stack(settings, memory=detect_memory(parse_size("4GB")),
+                         as_if_installed=True)
+    assert stack.model == "qwen2.5-0.5b-instruct-q4_k_m"
+    assert (stack.recognizer, stack.recognizer_model) == ("vosk", "vosk-model-small-cn-0.22")
+
+
+def test_doctor_and_recommend_report_the_same_stack_for_a_simulated_machine() -> None:
+    """`--ram` goes through the same chooser in `hearth doctor` and `models recommend`."""
+    def hearth(*argv: str) -> str:
+        return subprocess.run([sys.executable, "-m", "app.cli", *argv], capture_output=True,
+                              text=True, timeout=120).stdout
+
+    now = json.loads(hearth("models", "recommend", "--ram", "512MB", "--json"))["now"]
+    doctor = hearth("doctor", "--ram", "512MB")
+    line = next(x for x in doctor.splitlines() if "stack (" in x)
+    assert f"stack ({now['tier']} tier): {now['backend']} + {now['llm']} " \
+           f"({now['memory_mode']}), {now['recognizer']}, {now['voice']};" in line
+
+
+def test_readme_tier_table_is_what_the_chooser_picks() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = [line for line in readme.splitlines()
+            if line.startswith("| ") and "`--ram " in line]
+    assert len(rows) >= 4
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        ram = re.search(r"`--ram (\S+)`", cells[0]).group(1)  # type: ignore[union-attr]
+        stack = choose_stack(Settings(), memory=detect_memory(parse_size(ram)),
+                             as_if_installed=True)
+        ids = [re.search(r"`([^`]+)`", c).group(1) for c in cells[1:5]]  # type: ignore[union-attr]
+        assert ids == [stack.engine, stack.model, stack.recognizer, stack.voice], row
 
 
 def test_too_little_memory_is_refused_before_loading(tmp_path: Path) -> None:
