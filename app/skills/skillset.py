@@ -131,9 +131,9 @@ class SkillSet:
         """Ring timers through `assistant` (starts the timer service) and follow its events."""
         assistant.subscribe(self._observe)
         if self.timers is not None:
-            synthesizer = assistant.synthesizer
+            synthesizer = assistant.synthesizer  # the sound plays even without a voice
             self.timers.start(lambda text, sound: assistant.announce(text, sound=sound),
-                              synthesizer.sample_rate if synthesizer is not None else None)
+                              synthesizer.sample_rate if synthesizer is not None else 22050)
 
     def close(self) -> None:
         if self.timers is not None:

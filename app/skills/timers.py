@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -211,6 +212,9 @@ Describe = Callable[[Timer, bool], str]
 class TimerService:
     """Rings timers from the store when they end, until silenced; see the module doc."""
 
+    _running: ClassVar[dict[Path, TimerService]] = {}
+    _running_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, store: TimerStore, describe: Describe, *,
                  clock: Callable[[], float] = time.time, poll_seconds: float = 0.2,
                  ring_every_seconds: float = 8.0, ring_for_seconds: float = 600.0,
@@ -235,12 +239,17 @@ class TimerService:
         self._thread: threading.Thread | None = None
         self._last_log = 0.0
 
-    def start(self, announce: Announce, sample_rate: int | None) -> None:
-        """Watch the store from a thread; `announce` says what rang (with an alarm sound at
-        `sample_rate`, or none when there is no voice)."""
+    def start(self, announce: Announce, sample_rate: int) -> None:
+        """Watch the store from a thread; `announce` says what rang, after an alarm sound
+        made at `sample_rate`."""
         self._announce = announce
-        self._sound = alarm_sound(sample_rate) if sample_rate else None
+        self._sound = alarm_sound(sample_rate)
         self._started_at = self._clock()
+        with TimerService._running_lock:  # one ringing service per database and process
+            previous = TimerService._running.get(self.store.path)
+            TimerService._running[self.store.path] = self
+        if previous is not None and previous is not self:
+            previous.stop()  # e.g. the window rebuilt its assistant after a settings change
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="hearth-timers", daemon=True)
         self._thread.start()
