@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import logging
 import random
 import re
@@ -77,14 +78,10 @@ class _NativeLog:
         return re.sub(r"^\w+: ", "", self.errors[0])
 
 
-_native_log: _NativeLog | None = None
-
-
+@functools.cache
 def _install_native_log() -> _NativeLog:
-    global _native_log
-    if _native_log is None:
-        _native_log = _NativeLog()
-    return _native_log
+    """The one receiver of llama.cpp's log (installed on first use)."""
+    return _NativeLog()
 
 
 class LlamaCppEngine(TokenStreamEngine):

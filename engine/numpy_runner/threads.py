@@ -14,6 +14,7 @@ thread for the duration of a call (`engine.cpu.pinned`, applied by the token loo
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 
@@ -22,14 +23,10 @@ from threadpoolctl import ThreadpoolController
 
 log = logging.getLogger(__name__)
 
-_controller: ThreadpoolController | None = None
-
-
+@functools.cache
 def _blas() -> ThreadpoolController:
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller
+    """The process's BLAS thread pools (inspected once: that takes milliseconds)."""
+    return ThreadpoolController()
 
 
 class ComputeThreads:
