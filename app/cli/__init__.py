@@ -197,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", type=Path, metavar="PATH", help="GGUF file (default: bundled)")
     b.add_argument("--tokens", type=int, default=128, help="new tokens per run")
     bsub.add_parser("speech", help="real-time factor of recognizers and voices")
+    b = bsub.add_parser("tiers", help="the automatic stack in memory cgroups of each limit: "
+                                      "its peak memory and headroom (needs root)")
+    b.add_argument("--limits", default="512,1024,2048", metavar="MIB,…",
+                   help="cgroup memory limits in MiB (default: 512,1024,2048)")
     b = bsub.add_parser("latency", help="full turns from WAV questions: median and p90 timings")
     b.add_argument("--turns", type=int, default=10)
     b = bsub.add_parser("wake", help="wake-word detection rate through PulseAudio and false "
