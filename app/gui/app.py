@@ -51,10 +51,12 @@ def run_gui(
     config_path: Path | None = None,
 ) -> int:
     """Show the window, load the assistant in the background, run until closed."""
+    from app.gui.dump import install_dump
     from app.gui.main_window import MainWindow
 
     app = create_application()
     window = MainWindow(settings, factory, kiosk=kiosk, config_path=config_path)
+    install_dump(window)  # only with HEARTH_GUI_DUMP set (tests that drive the window)
     window.show_for_mode()
     window.start()
     # Ctrl+C in the terminal closes the window (and so cancels the turn) cleanly. Python
