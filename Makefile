@@ -19,8 +19,9 @@ DEB_RUN  := libportaudio2 espeak-ng pulseaudio-utils libasound2-plugins \
             libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 \
             libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 \
             libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xkb1
-# Tests: a private PulseAudio with null sinks, Xvfb for screenshots, sox, strace.
-DEB_TEST := pulseaudio xvfb xauth sox strace
+# Tests: a private PulseAudio with null sinks, Xvfb for screenshots, sox, strace;
+# xdotool types into the real window, systemd-analyze checks the unit files.
+DEB_TEST := pulseaudio xvfb xauth sox strace xdotool systemd
 
 .PHONY: run test setup setup-test models lint clean help rpc-server
 
