@@ -47,6 +47,8 @@ from app.gui.conversation_model import ConversationModel
 from app.gui.level_meter import LevelMeter
 from app.gui.ptt_button import PushToTalkButton
 from app.gui.session import AssistantFactory, AssistantSession, SessionInfo
+from app.gui.timer_strip import SkillBadge, TimerStrip
+from app.skills import timers_path
 
 STATE_TEXT = {
     State.IDLE: "Ready",
@@ -195,7 +197,10 @@ class MainWindow(QMainWindow):
         text_row.addWidget(self.text_input, 1)
         text_row.addWidget(self.send_button)
 
+        self.timer_strip = TimerStrip(timers_path(self.settings), central)
+
         layout.addWidget(self.banner)
+        layout.addWidget(self.timer_strip)
         layout.addWidget(self.view, 1)
         layout.addLayout(state_row)
         layout.addLayout(button_row)
@@ -207,10 +212,12 @@ class MainWindow(QMainWindow):
         self.tier_label = QLabel("")
         self.speech_label = QLabel("")
         self.metrics_label = QLabel("")
+        self.skill_badge = SkillBadge("")
         bar = self.statusBar()
         bar.setSizeGripEnabled(not self.kiosk)
         for label in (self.engine_label, self.model_label, self.tier_label, self.speech_label):
             bar.addWidget(label)
+        bar.addPermanentWidget(self.skill_badge)
         bar.addPermanentWidget(self.metrics_label)
 
         self.settings_action = QAction("&Settings…", self)
@@ -246,6 +253,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.bridge.event_received.connect(self.model.apply_event)
+        self.bridge.event_received.connect(self.skill_badge.on_event)
         self.bridge.state_changed.connect(self._on_state)
         self.bridge.level_changed.connect(self.level_meter.set_level)
         self.bridge.metrics.connect(self._on_metrics)
@@ -291,6 +299,7 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         """Begin loading the assistant (in the background)."""
         self.session.load(self.settings)
+        self.timer_strip.start()
 
     def show_for_mode(self) -> None:
         """Show as a normal window, or fullscreen without decorations in kiosk mode."""
@@ -311,6 +320,7 @@ class MainWindow(QMainWindow):
             self._closing = True
             self.hide()  # look gone at once; the shutdown below is bounded
             self.bridge.close()
+            self.timer_strip.stop()
             app = QApplication.instance()
             if app is not None:
                 app.removeEventFilter(self)

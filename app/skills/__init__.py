@@ -11,18 +11,24 @@ Sentences are matched with hassil against Home Assistant's templates
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from app.config import Settings, config_dir
 from app.skills.intents import IntentMatcher
 from app.skills.skillset import SkillSet
-from app.skills.timers import TimerError, TimerStore
+from app.skills.timers import TimerStore
 from app.skills.user import load_user_skills
 
-log = logging.getLogger(__name__)
+__all__ = ["SkillSet", "bias_phrases", "build_skills", "skill_title", "timer_store",
+           "timers_path", "user_skills_dir"]
 
-__all__ = ["SkillSet", "bias_phrases", "build_skills", "timer_store", "user_skills_dir"]
+_TITLES = {
+    "HassGetCurrentTime": "Clock", "HassGetCurrentDate": "Calendar",
+    "HearthSetAlarm": "Alarms", "HearthCancelAlarm": "Alarms",
+    "HearthSetReminder": "Reminders", "HearthArithmetic": "Calculator",
+    "HearthConvertUnit": "Units", "HassSetVolume": "Volume", "HassSetVolumeRelative": "Volume",
+    "HearthRepeat": "Repeat", "HearthStop": "Stop", "HassNevermind": "Stop",
+}
 
 _BIAS = {
     "en": [
@@ -55,16 +61,29 @@ def bias_phrases(language: str) -> list[str]:
     return list(dict.fromkeys(_BIAS.get(language, _BIAS["en"])))
 
 
+def skill_title(intent: str) -> str:
+    """A short name for the skill behind `intent`, for the window ("Timers", "Clock");
+    a user skill's intent is its own name."""
+    return "Timers" if "Timer" in intent else _TITLES.get(intent, intent)
+
+
 def user_skills_dir(settings: Settings) -> Path:
     """Where the user's skill files are: [skills] user_dir, else <config folder>/skills."""
     configured = settings.skills.user_dir
     return Path(configured).expanduser() if configured else config_dir() / "skills"
 
 
+def timers_path(settings: Settings) -> Path:
+    """Where timers are kept: Hearth's database (the history file), or timers.sqlite3 in
+    the data folder while the conversation history is switched off."""
+    if settings.history.enabled:
+        return settings.history_path
+    return settings.data_dir / "timers.sqlite3"
+
+
 def timer_store(settings: Settings) -> TimerStore:
-    """The timers table, in Hearth's database (the history file, whether or not the
-    conversation history is switched on)."""
-    return TimerStore(settings.history_path)
+    """The timers table (see `timers_path`)."""
+    return TimerStore(timers_path(settings))
 
 
 def build_skills(settings: Settings) -> SkillSet | None:
@@ -73,12 +92,7 @@ def build_skills(settings: Settings) -> SkillSet | None:
         return None
     files, actions = load_user_skills(user_skills_dir(settings))
     matcher = IntentMatcher(extra_files=files)
-    try:
-        store: TimerStore | None = timer_store(settings)
-    except TimerError as exc:  # e.g. a full disk: everything but timers still works
-        log.warning("timers unavailable: %s", exc)
-        store = None
-    skills = SkillSet(matcher, store, actions=actions,
+    skills = SkillSet(matcher, timer_store(settings), actions=actions,
                       ring_every_seconds=settings.skills.ring_every_seconds,
                       ring_for_seconds=settings.skills.ring_for_minutes * 60)
     skills.warm_up()

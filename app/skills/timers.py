@@ -92,15 +92,25 @@ class TimerStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise TimerError(f"cannot open the timer database {self.path}: {exc}") from None
+        self._db: sqlite3.Connection | None = None
+
+    def _connection(self, create: bool) -> sqlite3.Connection | None:
+        """The open database (opened on first use); None while it does not exist and
+        `create` is false, so that looking for timers creates no file."""
+        if self._db is None:
+            if not create and str(self.path) != ":memory:" and not self.path.exists():
+                return None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA busy_timeout=5000")
+                db.executescript(_SCHEMA)
+            except (sqlite3.Error, OSError) as exc:
+                raise TimerError(f"cannot open the timer database {self.path}: {exc}") from None
+            self._db = db
+        return self._db
 
     def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         return self._execute(sql, params)[0]
@@ -109,8 +119,11 @@ class TimerStore:
                                                                        int]:
         """The rows and the last inserted row id."""
         with self._lock:
+            db = self._connection(create=not sql.startswith("SELECT"))
+            if db is None:
+                return [], 0
             try:
-                cursor = self._db.execute(sql, params)
+                cursor = db.execute(sql, params)
                 return cursor.fetchall(), int(cursor.lastrowid or 0)
             except sqlite3.Error as exc:
                 raise TimerError(f"timer database {self.path}: {exc}") from None
@@ -186,7 +199,9 @@ class TimerStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 def alarm_sound(sample_rate: int, volume: float = 0.3) -> AudioChunk:

@@ -230,3 +230,11 @@ def test_alarm_sound_is_audible_and_short() -> None:
     sound = alarm_sound(22050)
     assert 0.8 < sound.seconds < 2.0
     assert abs(sound.samples).max() > 5000
+
+
+def test_looking_for_timers_creates_no_database(tmp_path: Path) -> None:
+    store = TimerStore(tmp_path / "none.sqlite3")
+    assert store.active() == [] and store.due(START) == []
+    assert not (tmp_path / "none.sqlite3").exists()
+    store.add(kind="timer", ends_at=START)
+    assert (tmp_path / "none.sqlite3").exists()

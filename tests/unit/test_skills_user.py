@@ -10,7 +10,7 @@ import pytest
 
 from app.config import settings_from_dict
 from app.errors import ConfigError
-from app.skills import bias_phrases, build_skills
+from app.skills import bias_phrases, build_skills, timers_path
 
 PORCH = """\
 language: en
@@ -101,6 +101,9 @@ def test_timers_live_in_hearths_database(tmp_path: Path) -> None:
     skills.answer("set a timer for 5 minutes")
     skills.close()
     assert (tmp_path / "data" / "history.sqlite3").exists()
+    off = settings_from_dict({"general": {"data_dir": str(tmp_path / "off")},
+                              "history": {"enabled": False}})
+    assert timers_path(off) == tmp_path / "off" / "timers.sqlite3"
 
 
 def test_bias_phrases_cover_what_the_skills_understand() -> None:
