@@ -319,7 +319,9 @@ class TimerService:
                 if due:
                     self._next_ring[timer.id] = now + self._ring_every_seconds
             if due and self._announce is not None:
-                self._announce(self._describe(timer, timer.id in self._late), self._sound)
+                text = self._describe(timer, timer.id in self._late)
+                log.info("announcing: %s", text)
+                self._announce(text, self._sound)
         active = self.store.active()
         with self._lock:
             self._snapshot = active
