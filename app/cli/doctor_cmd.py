@@ -53,6 +53,12 @@ def _memory(args: argparse.Namespace, settings: Settings, store: ModelStore) -> 
                                 f"{format_bytes(stack.budget_bytes)}",
                         "" if stack.fits else "set the recognizer and voice to 'auto', or a "
                                               "smaller [engine] model"))
+    tier = next(t for t in store.catalog.tiers if t.name == stack.tier)
+    if tier.measured_peak_bytes:
+        checks.append(Check("ok", f"  the {tier.name} tier's stack peaked at "
+                                  f"{format_bytes(tier.measured_peak_bytes)} in a "
+                                  f"{format_bytes(tier.measured_limit_bytes)} memory cgroup "
+                                  "(hearth bench tiers)"))
     for part in ("engine", "model", "memory_mode", "recognizer", "voice"):
         if stack.reasons.get(part):
             checks.append(Check("ok", f"  {part.replace('_', ' ')}: {stack.reasons[part]}"))
