@@ -1,0 +1,91 @@
+"""Skills end to end, the way a person uses Hearth: requests spoken by the bundled voice
+(Piper) go through `hearth ask --wav` and give the exact time and the right timer; a
+timer survives `kill -9` of `hearth headless` and is announced after the restart as
+having gone off while Hearth was down."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+
+from app.skills.wording import Responses
+from tests.acceptance.conftest import HEARTH, Home, Terminal, run_hearth
+
+CLOCK = Responses.load("en")
+
+
+def speak(home: Home, text: str) -> Path:
+    wav = home.path / f"{abs(hash(text))}.wav"
+    said = run_hearth(["say", text, "--out", str(wav)], home)
+    assert said.returncode == 0 and wav.stat().st_size > 10_000, said.stderr
+    return wav
+
+
+def ask_wav(home: Home, wav: Path) -> dict[str, object]:
+    done = run_hearth(["ask", "--wav", str(wav), "--json"], home, timeout=180)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_spoken_requests_give_the_exact_time_and_start_the_right_timer(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    time_wav = speak(home, "What time is it?")
+    before = datetime.now()
+    result = ask_wav(home, time_wav)
+    after = datetime.now()
+    assert result["intent"] == {"name": "HassGetCurrentTime",
+                                "slots": {"time": result["intent"]["slots"]["time"]}}  # type: ignore[index]
+    assert result["reply"] in {f"It's {CLOCK.clock(at)}." for at in (before, after)}, result
+    assert result["reply_audio_seconds"] > 0.5, "the answer was spoken"
+
+    timer_wav = speak(home, "Set a pasta timer for ten minutes.")
+    result = ask_wav(home, timer_wav)
+    intent = result["intent"]
+    assert isinstance(intent, dict) and intent["name"] == "HassStartTimer", result
+    assert intent["slots"]["duration_seconds"] == "600" and intent["slots"]["name"] == "pasta"
+    assert result["reply"] == "Okay, pasta timer set for 10 minutes."
+    listed = run_hearth(["timers", "list", "--json"], home)
+    timers = json.loads(listed.stdout)
+    assert [(t["kind"], t["name"], t["state"]) for t in timers] == [("timer", "pasta",
+                                                                      "running")]
+    assert 540 < timers[0]["remaining_seconds"] <= 600
+
+    general = ask_wav(home, speak(home, "What is the capital of France?"))
+    assert general["intent"] is None, "a general question goes to the language model"
+
+
+def test_a_timer_survives_kill_9_and_rings_after_the_restart(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    first = Terminal([str(HEARTH), "-v", "headless"], cwd=home.path, env=home.env)
+    try:
+        first.expect(r"(?i)typed questions", timeout=120)
+        first.type("set a pasta timer for 4 seconds\n")
+        first.expect(r"Okay, pasta timer set for 4 seconds\.", timeout=60)
+        first.type("set a rice timer for 10 minutes\n")
+        first.expect(r"Okay, rice timer set for 10 minutes\.", timeout=60)
+        first.expect(r"timers: timer \d+ \(pasta\) 0:0\d left", timeout=60)
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        first.close()
+    time.sleep(5)  # the pasta timer ends while Hearth is down
+    listed = json.loads(run_hearth(["timers", "list", "--json"], home).stdout)
+    assert [(t["name"], t["state"]) for t in listed] == [("pasta", "running"),
+                                                          ("rice", "running")]
+    second = Terminal([str(HEARTH), "-v", "headless"], cwd=home.path, env=home.env)
+    try:
+        second.expect(r"announcing: Your pasta timer is done\. It went off at .+, while "
+                      r"Hearth was off\.", timeout=120)
+        second.type("how much time is left on the rice timer\n")
+        left = second.expect(r"The rice timer has 9 minutes and (\d+) seconds left\.",
+                             timeout=60)
+        assert 0 <= int(left.group(1)) < 60
+        second.type("stop\n")
+        second.expect(r"you: stop", timeout=60)
+        assert second.stop(signal.SIGTERM) == 0
+    finally:
+        second.close()
+    listed = json.loads(run_hearth(["timers", "list", "--json"], home).stdout)
+    assert [(t["name"], t["state"]) for t in listed] == [("rice", "running")]
