@@ -11,8 +11,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from app.skills.wording import Responses
 from tests.acceptance.conftest import HEARTH, Home, Terminal, run_hearth
+
+pytestmark = pytest.mark.slow
 
 CLOCK = Responses.load("en")
 
