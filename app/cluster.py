@@ -193,16 +193,25 @@ def cluster_plan(settings: Settings, pooled: PooledMemory, store: ModelStore | N
 
 
 def recommend_line(settings: Settings, store: ModelStore | None = None) -> str:
-    """One line for `hearth models recommend` / doctor: what the workers pool and run."""
+    """One line for `hearth models recommend`: what the workers pool, the model their
+    RAM tier gets, the split, and what runs now (e.g. "3 x 3.7 GiB = 11.1 GiB ->
+    llama-2-7b-chat-q4_k_m, layers split 33/33/33%"). "" without workers."""
     pooled = pooled_memory(settings)
     if pooled is None:
         return ""
+    if not pooled.workers:
+        return "cluster: " + "; ".join(pooled.unreachable)
+    store = store or ModelStore(settings.data_dir / "models")
+    tier = tier_for(store.catalog, pooled.as_machine_memory())
+    wanted = tier.llm.get(settings.general.language) or tier.llm["en"]
+    shares = "/".join(f"{100 * s:.0f}" for s in pooled.split)
+    line = (f"cluster: {pooled.describe()} -> {wanted} ({tier.name} tier), layers split "
+            f"{shares}%")
     try:
-        return "cluster: " + cluster_plan(settings, pooled, store).reason
-    except HearthError as exc:
-        return f"cluster: {pooled.describe()}: {exc}"
-    except ClusterError as exc:
-        return f"cluster: {exc}"
+        plan = cluster_plan(settings, pooled, store)
+    except (HearthError, ClusterError) as exc:
+        return f"{line}; runs now: nothing on the workers ({exc})"
+    return f"{line}; runs now: {plan.model_id or plan.model_path.name}"
 
 
 def _start_cluster_engine(settings: Settings, plan: ClusterPlan,
@@ -409,23 +418,33 @@ class ClusterChatEngine(ChatEngine):
 
 def build_cluster_engine(settings: Settings, backend: str | None = None,
                          model: str | None = None) -> tuple[ChatEngine, EngineChoice]:
-    """The engine_setup hook: a ClusterChatEngine for `[cluster] workers`, with the best
-    local choice as its fallback. Returns (engine, the local EngineChoice)."""
+    """The engine_setup hook: a ClusterChatEngine for `[cluster] workers`, with this
+    machine's best choice as its fallback (chosen and loaded only when needed)."""
     from engine import registry
+
+    alone = replace(settings, cluster=replace(settings.cluster, workers=()))
 
     def local_choice() -> EngineChoice:
         try:
-            return choose_engine(settings, backend, model)
+            return choose_engine(alone, backend, model)
         except InsufficientMemoryError:
             # The model asked for is the cluster's; this machine runs what fits it.
-            return choose_engine(settings, "auto", "auto")
-
-    choice = local_choice()
+            return choose_engine(alone, "auto", "auto")
 
     def load_local() -> ChatEngine:
+        choice = local_choice()
         log.info("loading this machine's %s engine (%s)", choice.backend,
                  choice.model_id or choice.model_path)
-        return registry.create_engine(choice.backend, engine_config(settings, choice))
+        return registry.create_engine(choice.backend, engine_config(alone, choice))
 
-    engine = ClusterChatEngine(settings, engine_config(settings, choice), load_local, model)
-    return engine, choice
+    cluster_config = engine_config(settings, EngineChoice("llama-cpp", "", None, ""))
+    engine = ClusterChatEngine(settings, cluster_config, load_local, model)
+    plan = engine.plan
+    if engine.on_cluster and plan is not None:
+        return engine, EngineChoice("llama-cpp", plan.model_id, plan.model_path, plan.reason,
+                                    plan.chat_template)
+    try:
+        return engine, local_choice()
+    except HearthError:
+        engine.close()
+        raise

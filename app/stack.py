@@ -503,7 +503,9 @@ def choose_stack(
     engine_need = engine_bytes(entry, backend, mode, path)
     if mode == "auto":
         engine_need += weights_budget
-    if backend != "remote" and RUNTIME_BYTES + engine_need > c.budget:
+    # [cluster] workers (issue 17, app/cluster.py): the model's layers live on the workers.
+    on_workers = bool(settings.cluster.workers) and backend in ("llama-cpp", "auto")
+    if backend != "remote" and not on_workers and RUNTIME_BYTES + engine_need > c.budget:
         name = entry.id if entry else (path.name if path else "the model")
         raise InsufficientMemoryError(_not_enough(c, name, RUNTIME_BYTES + engine_need))
     c.reasons.setdefault("model", "")

@@ -152,6 +152,10 @@ def _recommend(store: ModelStore, args: argparse.Namespace, settings: Settings) 
         print("Runs now: nothing (no chat model that fits is installed)")
     elif now.summary() != best.summary():
         print(f"Runs now: {now.summary()}")
+    if settings.cluster.workers:  # issue 17: the workers' pooled memory (app/cluster.py)
+        from app.cluster import recommend_line
+
+        print(recommend_line(settings, store))
     return 0
 
 
