@@ -275,8 +275,9 @@ class ClusterChatEngine(ChatEngine):
     def plan(self) -> ClusterPlan | None:
         return self._plan
 
-    def _start(self) -> bool:
-        """Probe the workers and load the cluster engine; on failure, record the fault."""
+    def _start(self, announce: bool = True) -> bool:
+        """Probe the workers and load the cluster engine; on failure, record the fault
+        (told in the next local reply when `announce`, else only logged)."""
         try:
             pooled = pooled_memory(self._settings)
             assert pooled is not None
@@ -284,6 +285,8 @@ class ClusterChatEngine(ChatEngine):
             engine = _start_cluster_engine(self._settings, plan, self._config)
         except (ClusterError, EngineProcessError, HearthError) as exc:
             self._record_fault(f"the cluster could not start: {exc}")
+            assert self._fault is not None
+            self._fault.told = not announce
             return False
         with self._lock:
             self._cluster, self._plan = engine, plan
@@ -321,7 +324,7 @@ class ClusterChatEngine(ChatEngine):
 
         def retry() -> None:
             try:
-                if self._start():
+                if self._start(announce=False):
                     self._fault = None
             finally:
                 self._retrying = None

@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import re
 import signal
 import tempfile
 import threading
@@ -41,6 +42,7 @@ from engine.errors import EngineError
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.05
+_SOURCE_PREFIX = re.compile(r"^\S+:[0-9]+: ")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -61,6 +63,8 @@ def _child_main(conn: Connection, factory: str, args: tuple[Any, ...],
                 stderr_path: str) -> None:
     """Entry point of the child: build the engine, then serve calls until "close"."""
     _die_with_parent()
+    # ggml's abort would otherwise run gdb for a backtrace first, which takes seconds.
+    os.environ["GGML_NO_BACKTRACE"] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
     os.dup2(fd, 2)  # llama.cpp's abort message lands here, for the parent to quote
@@ -159,7 +163,7 @@ class SubprocessChatEngine(ChatEngine):
             name="hearth-engine", daemon=True)
         self._process.start()
         child_conn.close()
-        message = self._receive(load_timeout_seconds, "to load")
+        message = self._receive(load_timeout_seconds, "loading")
         if message[0] != "ready":
             self._kill()
             raise EngineProcessError(f"{label} could not start: {message[1]}")
@@ -196,7 +200,8 @@ class SubprocessChatEngine(ChatEngine):
         native = [line for line in self.native_errors()
                   if "error" in line.lower() or "abort" in line.lower()
                   or "failed" in line.lower() or "crashed" in line.lower()]
-        reason = f": {native[0]}" if native else ""
+        # "/path/to/ggml-rpc.cpp:569: Remote RPC server crashed" -> the sentence only
+        reason = ": " + _SOURCE_PREFIX.sub("", native[0]) if native else ""
         self._dead = f"{self.label} {what}{reason}"
         return EngineProcessError(self._dead)
 
@@ -211,15 +216,15 @@ class SubprocessChatEngine(ChatEngine):
                 cancel_sent = True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise self._fail(f"did not answer within {timeout_seconds:g} s {doing} "
+                raise self._fail(f"did not answer within {timeout_seconds:g} s ({doing}) "
                                  "and was stopped")
             try:
                 if self._conn.poll(min(_POLL_SECONDS, remaining)):
                     return self._conn.recv()
             except (EOFError, OSError):
                 self._process.join(2.0)
-                raise self._fail(f"died ({_signal_name(self._process.exitcode)}) "
-                                 f"while {doing.removeprefix('to ')}") from None
+                raise self._fail(f"died ({_signal_name(self._process.exitcode)}, "
+                                 f"{doing})") from None
 
     def _send(self, message: tuple[Any, ...]) -> None:
         try:
@@ -236,7 +241,7 @@ class SubprocessChatEngine(ChatEngine):
         with self._lock:
             self._check_alive()
             self._send(("call", method, args))
-            message = self._receive(self.token_timeout_seconds, f"to {method}")
+            message = self._receive(self.token_timeout_seconds, f"answering {method}")
         if message[0] == "error":
             raise EngineError(message[1])
         return message[1]
@@ -284,14 +289,14 @@ class SubprocessChatEngine(ChatEngine):
             self._check_alive()
             self._stats = GenerationStats(stop_reason="error")
             self._send(("chat", messages, options))
-            timeout, doing = self.first_token_timeout_seconds, "for the first token"
+            timeout, doing = self.first_token_timeout_seconds, "waiting for the first token"
             finished = False
             try:
                 while True:
                     message = self._receive(timeout, doing, cancel)
                     kind = message[0]
                     if kind == "token":
-                        timeout, doing = self.token_timeout_seconds, "for the next token"
+                        timeout, doing = self.token_timeout_seconds, "waiting for the next token"
                         yield message[1]
                     elif kind == "done":
                         finished = True
@@ -305,7 +310,7 @@ class SubprocessChatEngine(ChatEngine):
                     # The consumer left early: stop the child's reply and wait for its end.
                     self._send(("cancel",))
                     while self._receive(self.token_timeout_seconds,
-                                        "to stop")[0] not in ("done", "error"):
+                                        "stopping a reply")[0] not in ("done", "error"):
                         pass
 
     def close(self) -> None:
