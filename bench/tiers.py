@@ -16,7 +16,8 @@ on a freshly booted device: a page is charged to the cgroup that first reads it,
 cache would hide the model's weights. Figures: the cgroup's peak charge (memory.peak /
 memory.max_usage_in_bytes: anonymous memory plus page cache; the kernel reclaims the cache
 before it kills) and the peak working set sampled every 20 ms (anonymous memory plus
-mapped files: what cannot be dropped); headroom = limit - peak charge.
+mapped files: what cannot be dropped); headroom = limit - peak charge, and limit - working
+set (at the limit the peak charge is the limit itself: the cache is reclaimed, not a kill).
 
 Writes bench/results/tiers.json and bench/results/tiers.md.
 """
@@ -95,6 +96,7 @@ def measure(limit_mib: int, config: Path, question: Path, workdir: Path) -> dict
         "peak_mib": _mib(asked.peak_bytes),
         "working_set_mib": _mib(asked.peak_working_set_bytes),
         "headroom_mib": _mib(limit - asked.peak_bytes),
+        "working_set_headroom_mib": _mib(limit - asked.peak_working_set_bytes),
         "seconds": round(asked.seconds, 1),
         "transcript": result.get("transcript", ""),
         "reply": result.get("reply", ""),
@@ -108,8 +110,9 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "# Memory tiers under real cgroup limits",
         "",
         f"{meta['when']}, {meta['machine']}, {meta['cpus']} CPUs, cgroup v{meta['cgroup']}, "
-        f"cold page cache. Peak = the cgroup's peak charge (anonymous + page cache); "
-        "working set = anonymous + mapped files; headroom = limit - peak.",
+        f"cold page cache. Peak = the cgroup's peak charge (anonymous + page cache; at the "
+        "limit the kernel reclaims the cache instead of killing); working set = anonymous + "
+        "mapped files, what cannot be reclaimed; headroom = limit - peak (limit - working set).",
         "",
         "| limit | tier | engine + model (memory mode) | recognizer | voice | question "
         "| answered | peak | working set | headroom | expected by the chooser |",
@@ -123,7 +126,8 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"({s.get('memory_mode')}) | {s.get('recognizer')} | {s.get('voice')} "
             f"| {r['question'][:24]}… | {answered} "
             f"| {r['peak_mib']:.0f} MiB | {r['working_set_mib']:.0f} MiB "
-            f"| {r['headroom_mib']:.0f} MiB | {r['expected_mib']} of {r['budget_mib']} MiB |")
+            f"| {r['headroom_mib']:.0f} MiB ({r['working_set_headroom_mib']:.0f} MiB) "
+            f"| {r['expected_mib']} of {r['budget_mib']} MiB |")
     return "\n".join(lines) + "\n"
 
 

@@ -56,7 +56,8 @@ def _memory(args: argparse.Namespace, settings: Settings, store: ModelStore) -> 
     tier = next(t for t in store.catalog.tiers if t.name == stack.tier)
     if tier.measured_peak_bytes:
         checks.append(Check("ok", f"  the {tier.name} tier's stack peaked at "
-                                  f"{format_bytes(tier.measured_peak_bytes)} in a "
+                                  f"{format_bytes(tier.measured_peak_bytes)} (working set "
+                                  f"{format_bytes(tier.measured_working_set_bytes)}) in a "
                                   f"{format_bytes(tier.measured_limit_bytes)} memory cgroup "
                                   "(hearth bench tiers)"))
     for part in ("engine", "model", "memory_mode", "recognizer", "voice"):

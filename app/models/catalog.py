@@ -99,7 +99,9 @@ class Tier:
     measured_limit_bytes: int = 0
     """The memory cgroup limit `hearth bench tiers` ran this tier's stack in (0: not run)."""
     measured_peak_bytes: int = 0
-    """That run's peak cgroup memory."""
+    """That run's peak cgroup memory (page cache included: at the limit it is the limit)."""
+    measured_working_set_bytes: int = 0
+    """That run's peak anonymous + mapped-file memory: what could not be reclaimed."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,8 @@ def _parse_tier(raw: Any, index: int, source: str) -> Tier:
         if "measured_limit_bytes" in raw else 0,
         measured_peak_bytes=_req(raw, "measured_peak_bytes", int, where)
         if "measured_peak_bytes" in raw else 0,
+        measured_working_set_bytes=_req(raw, "measured_working_set_bytes", int, where)
+        if "measured_working_set_bytes" in raw else 0,
     )
 
 
