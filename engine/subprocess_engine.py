@@ -17,11 +17,13 @@ import contextlib
 import ctypes
 import importlib
 import logging
-import multiprocessing
 import os
 import queue
 import re
 import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -59,17 +61,12 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _child_main(conn: Connection, factory: str, args: tuple[Any, ...],
-                stderr_path: str) -> None:
+def _child_main(conn: Connection) -> None:
     """Entry point of the child: build the engine, then serve calls until "close"."""
     _die_with_parent()
-    # ggml's abort would otherwise run gdb for a backtrace first, which takes seconds.
-    os.environ["GGML_NO_BACKTRACE"] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
-    os.dup2(fd, 2)  # llama.cpp's abort message lands here, for the parent to quote
-    os.close(fd)
     logging.basicConfig(level=logging.WARNING)
+    factory, args = conn.recv()
     module_name, func_name = factory.split(":")
     try:
         engine = getattr(importlib.import_module(module_name), func_name)(*args)
@@ -155,14 +152,22 @@ class SubprocessChatEngine(ChatEngine):
         self._stats: GenerationStats | None = None
         self._dead = ""
         fd, self._stderr_path = tempfile.mkstemp(prefix="hearth-engine-", suffix=".log")
-        os.close(fd)
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child_conn = ctx.Pipe()
-        self._process = ctx.Process(
-            target=_child_main, args=(child_conn, factory, args, self._stderr_path),
-            name="hearth-engine", daemon=True)
-        self._process.start()
-        child_conn.close()
+        ours, theirs = socket.socketpair()
+        # A fresh interpreter running only this module (not the caller's __main__); its
+        # stderr (llama.cpp's abort message) goes to a file the errors quote. ggml's
+        # abort would otherwise run gdb for a backtrace first, which takes seconds.
+        env = {**os.environ, "GGML_NO_BACKTRACE": "1",
+               "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "engine.subprocess_engine", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=fd, env=env)
+        finally:
+            os.close(fd)
+            theirs.close()
+        self._conn = Connection(ours.detach())
+        self._send((factory, args))
         message = self._receive(load_timeout_seconds, "loading")
         if message[0] != "ready":
             self._kill()
@@ -176,7 +181,7 @@ class SubprocessChatEngine(ChatEngine):
 
     @property
     def alive(self) -> bool:
-        return not self._dead and self._process.is_alive()
+        return not self._dead and self._process.poll() is None
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -189,10 +194,15 @@ class SubprocessChatEngine(ChatEngine):
         return [line.strip() for line in text.splitlines() if line.strip()]
 
     def _kill(self) -> None:
-        if self._process.is_alive():
+        if self._process.poll() is None:
             self._process.kill()
-        self._process.join(5.0)
+        self._join(5.0)
         self._conn.close()
+
+    def _join(self, timeout_seconds: float) -> int | None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout_seconds)
+        return self._process.returncode
 
     def _fail(self, what: str) -> EngineProcessError:
         """Kill the child; the error says what happened and what llama.cpp said."""
@@ -222,16 +232,14 @@ class SubprocessChatEngine(ChatEngine):
                 if self._conn.poll(min(_POLL_SECONDS, remaining)):
                     return self._conn.recv()
             except (EOFError, OSError):
-                self._process.join(2.0)
-                raise self._fail(f"died ({_signal_name(self._process.exitcode)}, "
+                raise self._fail(f"died ({_signal_name(self._join(2.0))}, "
                                  f"{doing})") from None
 
     def _send(self, message: tuple[Any, ...]) -> None:
         try:
             self._conn.send(message)
         except (OSError, ValueError):
-            self._process.join(2.0)
-            raise self._fail(f"died ({_signal_name(self._process.exitcode)})") from None
+            raise self._fail(f"died ({_signal_name(self._join(2.0))})") from None
 
     def _check_alive(self) -> None:
         if self._dead:
@@ -315,10 +323,14 @@ class SubprocessChatEngine(ChatEngine):
 
     def close(self) -> None:
         with contextlib.suppress(OSError, ValueError):
-            if self._process.is_alive() and not self._dead:
+            if self._process.poll() is None and not self._dead:
                 self._conn.send(("close",))
-                self._process.join(5.0)
+                self._join(5.0)
         self._kill()
         self._dead = self._dead or f"{self.label} was closed"
         with contextlib.suppress(OSError):
             os.unlink(self._stderr_path)
+
+
+if __name__ == "__main__":
+    _child_main(Connection(int(sys.argv[1])))
