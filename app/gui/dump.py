@@ -31,7 +31,7 @@ def window_state(window: MainWindow) -> dict[str, Any]:
         "ready": window.session.assistant is not None,
         "status": [w.text() for w in (window.engine_label, window.model_label,
                                       window.tier_label, window.metrics_label)],
-        "banner": window.banner.text() if window.banner.isVisible() else "",
+        "banner": window.banner.text,
         "focus": (focus.accessibleName() or type(focus).__name__) if focus is not None else "",
         "messages": [{"role": m.role, "text": m.text, "pending": m.pending,
                       "interrupted": m.interrupted} for m in window.model.messages()],

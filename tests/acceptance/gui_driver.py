@@ -33,8 +33,11 @@ class XServer:
             if shutil.which(tool) is None:
                 raise RuntimeError(f"{tool} is not installed (make test installs it)")
         read_fd, write_fd = os.pipe()
+        # a held key must not repeat: the space bar held for push-to-talk would let go and
+        # press again (Xvfb repeats keys held through XTEST like a keyboard's)
         self.process = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp"],
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp",
+             "-ardelay", "600000", "-arinterval", "600000"],
             pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(write_fd)
         with os.fdopen(read_fd) as pipe:
@@ -114,12 +117,14 @@ class Gui:
     def wait_ready(self) -> dict[str, Any]:
         return self.wait_until(lambda s: s["ready"] and s["state"] == "IDLE", "a loaded assistant")
 
-    def wait_reply(self, turns: int) -> dict[str, Any]:
-        """Until the window shows `turns` answered questions and is idle again."""
+    def wait_reply(self, turns: int, idle: bool = True) -> dict[str, Any]:
+        """Until the window shows `turns` answered questions (the last one written out)
+        and, with `idle`, has finished speaking."""
         def answered(shown: dict[str, Any]) -> bool:
             replies = [m for m in shown["messages"] if m["role"] == "assistant"]
             return (len(replies) >= turns and not replies[-1]["pending"]
-                    and bool(replies[-1]["text"].strip()) and shown["state"] == "IDLE")
+                    and bool(replies[-1]["text"].strip())
+                    and (shown["state"] == "IDLE" or not idle))
         return self.wait_until(answered, f"{turns} answered question(s)")
 
     # --- a person at the keyboard ---------------------------------------------------------------
@@ -127,24 +132,26 @@ class Gui:
     def focus(self) -> None:
         self.xdotool("windowfocus", "--sync", self.window)
 
-    def focus_question_field(self) -> None:
-        """Tab through the window until the question field has the keyboard focus."""
+    def tab_until(self, wanted: Callable[[str], bool], what: str) -> None:
+        """Press Tab until the focused widget (its accessible name) is `wanted`."""
         self.focus()
         for _ in range(8):
-            if self.shown().get("focus") == "Question":
+            if wanted(self.shown().get("focus", "")):
                 return
             self.xdotool("key", "Tab")
-            time.sleep(0.3)
-        raise AssertionError(f"Tab never reached the question field: {self.shown()}")
+            time.sleep(0.4)  # the dump follows within 100 ms
+        raise AssertionError(f"Tab never reached {what}: {self.shown()}")
 
     def type_question(self, text: str) -> None:
-        self.focus_question_field()
+        self.tab_until(lambda name: name == "Question", "the question field")
         self.xdotool("type", "--delay", "20", text)
         self.xdotool("key", "Return")
 
     def hold_space(self) -> None:
-        """Push-to-talk: the space bar held down (focus away from the question field)."""
-        self.focus()
+        """Push-to-talk: the space bar held down, with the focus on the push-to-talk button
+        or the conversation (in the question field, space types a space)."""
+        self.tab_until(lambda name: name in ("Push to talk", "Conversation"),
+                       "a place where space means talk")
         self.xdotool("keydown", "space")
 
     def release_space(self) -> None:
@@ -161,10 +168,10 @@ class Gui:
             raise RuntimeError(f"screenshot failed: {done.stderr[-1000:]}")
         return out
 
-    def quit(self, timeout: float = 20.0) -> int:
-        """Ctrl+Q, as the menu says; the exit code."""
+    def quit(self, keys: str = "ctrl+q", timeout: float = 20.0) -> int:
+        """Ctrl+Q, as the menu says (in kiosk mode, [gui] kiosk_exit_keys); the exit code."""
         self.focus()
-        self.xdotool("key", "ctrl+q")
+        self.xdotool("key", keys)
         return self.process.wait(timeout)
 
     def kill(self) -> None:

@@ -78,10 +78,12 @@ class SoundServer:
                 self._process.wait()
         self._process = None
 
-    def speak(self, wav: Path) -> None:
-        """Play `wav` into the microphone (returns when it has been played)."""
-        subprocess.run(["paplay", f"--device={MIC}", str(wav)], env=self.env, check=True,
-                       timeout=60)
+    def speak(self, wav: Path, wait: bool = True) -> subprocess.Popen[bytes]:
+        """Play `wav` into the microphone; with `wait`, return when it has been played."""
+        player = subprocess.Popen(["paplay", f"--device={MIC}", str(wav)], env=self.env)
+        if wait and player.wait(60) != 0:
+            raise RuntimeError(f"paplay failed ({player.returncode})")
+        return player
 
     def listen(self) -> Recording:
         """Start recording the speaker (16 kHz mono); stop it with `Recording.stop()`."""

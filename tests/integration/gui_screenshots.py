@@ -1,184 +1,169 @@
 """Screenshots of the GUI for the README: `python -m tests.integration.gui_screenshots OUT_DIR`.
 
-Needs a real X display (run it under Xvfb with QT_QPA_PLATFORM=xcb; the offscreen
-platform has no window decorations or fonts hinting like a desktop). Writes
-main_window.png (a short conversation, then listening with a live partial
-transcript), settings.png, model_manager.png and kiosk_800x480.png.
-
-The conversation runs through the real `Assistant` pipeline and the real window, but
-with the canned stages of tests/fakes.py, so the pictures are the same on every run
-and every machine; the status bar shows what `hearth gui` reports for the bundled
-model on this machine.
+main_window.png and kiosk_800x480.png are real runs of `hearth gui` with the bundled
+models (greedy replies, so a run on the same machine gives the same words), each on a
+private Xvfb screen with a private PulseAudio as the user's sound server, driven the
+way tests/acceptance/test_gui_real.py drives it: a question typed with real key
+presses, questions spoken (Hearth's own voice, `hearth say`) into the microphone while
+the space bar is held, pictures grabbed from the X server. settings.png and
+model_manager.png are the two dialogs, opened in this process on another Xvfb screen.
+Needs Xvfb, xdotool and PulseAudio (make test installs them); prints each picture's
+path and, for the real runs, the conversation the window showed (one JSON line).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QEventLoop, QTimer
-from PySide6.QtWidgets import QApplication, QWidget
+from tests.acceptance.conftest import Home, run_hearth
+from tests.acceptance.gui_driver import Gui, XServer
+from tests.acceptance.sound import SoundServer
 
-from app.assistant.pipeline import Assistant
-from app.cli.gui_cmd import ram_tier_text
-from app.config import Settings
-from app.events import State
-from app.gui.app import create_application
-from app.gui.main_window import MainWindow
-from app.gui.model_manager import ModelManagerDialog
-from app.gui.session import SessionInfo
-from app.gui.settings_dialog import SettingsDialog
-from tests.fakes import (
-    FakeEngine,
-    FakeMicrophone,
-    FakeRecognizer,
-    FakeSpeaker,
-    FakeSynthesizer,
-    fake_settings,
-)
+CONFIG = """\
+[engine]
+temperature = 0.0
+"""
+"""Greedy replies; everything else is what a new user gets."""
 
-REPLIES = (
-    "Everything runs on this computer: I can answer questions, explain things and "
-    "chat with you, and nothing you say leaves the machine.",
-    "It is a quarter past ten in the morning.",
-)
-TRANSCRIPTS = ("what time is it", "set a timer for ten minutes")
+TYPED = "How many days are in a week?"
+SPOKEN = "What do bees make?"
+KIOSK_SPOKEN = "What is the opposite of hot?"
 
 
-def settle(ms: int = 150) -> None:
-    """Let queued events, layouts and paints run."""
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
+class Desk:
+    """A temporary home, its sound server and an X screen, for one real run."""
 
+    def __init__(self, base: Path, screen: str) -> None:
+        self.base = base
+        self.home = Home(base / "home")
+        self.home.write_config(CONFIG)
+        runtime = base / "run-user"
+        runtime.mkdir(mode=0o700)
+        self.sound = SoundServer(runtime, self.home.path)
+        self.sound.start()
+        self.env = {**self.home.env, "XDG_RUNTIME_DIR": str(runtime)}
+        self.x = XServer(screen)
 
-def wait_for(condition, timeout_seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the GUI did not reach the expected state")
-        settle(30)
+    def spoken(self, text: str) -> Path:
+        wav = self.base / f"{abs(hash(text))}.wav"
+        done = run_hearth(["say", text, "--out", str(wav)], self.home)
+        if done.returncode != 0:
+            raise RuntimeError(f"hearth say failed: {done.stderr}")
+        return wav
 
-
-def save(widget: QWidget, path: Path) -> Path:
-    settle(300)
-    # For PNG, Qt's quality 0 means the strongest compression (the files are committed).
-    if not widget.grab().toImage().save(str(path), "PNG", 0):
-        raise OSError(f"could not write {path}")
-    return path
-
-
-class Demo:
-    """A window whose assistant runs the canned stages."""
-
-    def __init__(self, settings: Settings, *, kiosk: bool = False,
-                 transcripts: tuple[str, ...] = TRANSCRIPTS) -> None:
-        self.microphone = FakeMicrophone()
-        self.transcripts = transcripts
-        self.window = MainWindow(settings, self._factory, kiosk=kiosk,
-                                 config_path=Path("/tmp/hearth-screenshots.toml"))
-
-    def _factory(self, settings: Settings) -> tuple[Assistant, SessionInfo]:
-        assistant = Assistant(
-            settings, engine=FakeEngine(list(REPLIES), token_seconds=0.01),
-            recognizer=FakeRecognizer(self.transcripts), synthesizer=FakeSynthesizer(),
-            microphone=self.microphone, speaker=FakeSpeaker(speed=0.05), warm_up=False)
-        info = SessionInfo("llama-cpp", "smollm2-135m-instruct-q4_1", ram_tier_text())
-        return assistant, info
-
-    def start(self) -> None:
-        self.window.start()
-        wait_for(lambda: self.window.session.assistant is not None)
-
-    def ask(self, text: str) -> None:
-        count = len(self.window.model.messages())
-        self.window.text_input.setText(text)
-        self.window.send_text()
-        self._wait_turn(count + 2)
-
-    def speak(self, seconds: float = 0.4) -> None:
-        count = len(self.window.model.messages())
-        self.window.ptt.key_down()
-        wait_for(lambda: self.window.state == State.LISTENING)
-        self.microphone.say(seconds)
-        settle(200)
-        self.window.ptt.key_up()
-        self._wait_turn(count + 2)
-
-    def start_listening(self, seconds: float = 0.2) -> None:
-        """Hold the button and say a few words: the partial transcript shows."""
-        self.window.ptt.key_down()
-        wait_for(lambda: self.window.state == State.LISTENING)
-        self.microphone.say(seconds)
-        wait_for(lambda: bool(self.window.model.messages())
-                 and self.window.model.messages()[-1].pending)
-
-    def _wait_turn(self, rows: int) -> None:
-        model = self.window.model
-        wait_for(lambda: len(model.messages()) >= rows and not model.messages()[-1].pending)
-        wait_for(lambda: self.window.state == State.IDLE)
+    @contextlib.contextmanager
+    def gui(self, *args: str) -> Iterator[Gui]:
+        gui = Gui(["gui", *args], display=self.x.display, env=self.env, cwd=self.home.path,
+                  dump=self.base / "window.json", log=self.base / "gui.log")
+        try:
+            gui.wait_ready()
+            yield gui
+            gui.quit("ctrl+alt+q" if "--kiosk" in args else "ctrl+q")
+        finally:
+            gui.kill()
 
     def close(self) -> None:
-        self.window.close()
+        self.x.stop()
+        self.sound.stop()
 
 
-def main_window(out: Path) -> Path:
-    demo = Demo(fake_settings())
-    demo.window.resize(840, 600)
-    demo.window.show()
-    demo.start()
-    demo.ask("What can you do without the internet?")
-    demo.speak()
-    demo.start_listening()
-    path = save(demo.window, out / "main_window.png")
-    demo.close()
-    return path
+def ask_by_voice(gui: Gui, sound: SoundServer, wav: Path, turns: int,
+                 idle: bool = True) -> dict[str, Any]:
+    """Hold the space bar, say the question, let go: the reply."""
+    gui.hold_space()
+    gui.wait_until(lambda s: s["state"] == "LISTENING", "listening")
+    sound.speak(wav)
+    gui.release_space()
+    return gui.wait_reply(turns, idle=idle)
 
 
-def kiosk(out: Path) -> Path:
-    demo = Demo(fake_settings(), kiosk=True, transcripts=("what can you do offline",))
-    demo.window.setFixedSize(800, 480)  # the Raspberry Pi touchscreen
-    demo.window.show()
-    demo.start()
-    demo.speak()
-    path = save(demo.window, out / "kiosk_800x480.png")
-    demo.close()
-    return path
+def main_window(out: Path, work: Path) -> tuple[Path, dict[str, Any]]:
+    """A typed question answered, then a spoken one, pictured while its reply is spoken."""
+    desk = Desk(work, "1280x800x24")
+    try:
+        spoken = desk.spoken(SPOKEN)
+        with desk.gui() as gui:
+            gui.type_question(TYPED)
+            gui.wait_reply(1)
+            shown = ask_by_voice(gui, desk.sound, spoken, 2, idle=False)
+            path = gui.screenshot(out / "main_window.png")
+        return path, shown
+    finally:
+        desk.close()
 
 
-def settings_dialog(out: Path) -> Path:
-    dialog = SettingsDialog(Settings(), Path("~/.config/hearth/config.toml").expanduser())
-    dialog.tabs.setCurrentIndex(2)  # the assistant tab: engine, model, prompt, history
+def kiosk(out: Path, work: Path) -> tuple[Path, dict[str, Any]]:
+    """A spoken question on the touchscreen, pictured while its reply is spoken."""
+    desk = Desk(work, "800x480x24")  # the Raspberry Pi touchscreen
+    try:
+        spoken = desk.spoken(KIOSK_SPOKEN)
+        with desk.gui("--kiosk") as gui:
+            shown = ask_by_voice(gui, desk.sound, spoken, 1, idle=False)
+            path = gui.screenshot(out / "kiosk_800x480.png")
+        return path, shown
+    finally:
+        desk.close()
+
+
+def dialogs(out: Path) -> list[Path]:
+    """The settings and model manager dialogs, in this process on an Xvfb screen."""
+    x = XServer("1280x800x24")
+    os.environ.update({"DISPLAY": x.display, "QT_QPA_PLATFORM": "xcb"})
+    try:
+        from app.config import Settings
+        from app.gui.app import create_application
+        from app.gui.model_manager import ModelManagerDialog
+        from app.gui.settings_dialog import SettingsDialog
+
+        create_application()
+        settings = SettingsDialog(Settings(), Path("~/.config/hearth/config.toml").expanduser())
+        settings.tabs.setCurrentIndex(2)  # the assistant tab: engine, model, prompt, history
+        manager = ModelManagerDialog(Settings())
+        manager.resize(980, 470)
+        manager.select("tinyllama-1.1b-chat-q4_k_m")
+        return [grab_dialog(settings, out / "settings.png"),
+                grab_dialog(manager, out / "model_manager.png")]
+    finally:
+        x.stop()
+
+
+def grab_dialog(dialog: Any, path: Path) -> Path:
+    from PySide6.QtCore import QEventLoop, QTimer
+
     dialog.show()
-    path = save(dialog, out / "settings.png")
-    dialog.close()
-    return path
-
-
-def model_manager(out: Path) -> Path:
-    dialog = ModelManagerDialog(Settings())
-    dialog.resize(980, 470)
-    dialog.show()
-    dialog.select("tinyllama-1.1b-chat-q4_k_m")
-    path = save(dialog, out / "model_manager.png")
+    loop = QEventLoop()
+    QTimer.singleShot(300, loop.quit)  # layouts and paints
+    loop.exec()
+    # PNG quality 0 is Qt's strongest compression (the files are committed)
+    if not dialog.grab().toImage().save(str(path), "PNG", 0):
+        raise OSError(f"could not write {path}")
     dialog.close()
     return path
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[1] if len(argv) > 1 else "docs/screenshots")
+    out = Path(argv[1] if len(argv) > 1 else "docs/screenshots").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    app = create_application()
-    if app.platformName() == "offscreen":
-        print("note: the offscreen platform draws no window frames; use Xvfb + xcb",
-              file=sys.stderr)
-    for shoot in (main_window, settings_dialog, model_manager, kiosk):
-        print(shoot(out))
-    QApplication.processEvents()
+    with tempfile.TemporaryDirectory(prefix="hearth-shots-") as work:
+        for name, shoot in (("main_window", main_window), ("kiosk", kiosk)):
+            started = time.monotonic()
+            path, shown = shoot(out, Path(work) / name)
+            print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+            print(path)
+            print(json.dumps({"shot": path.name, "messages": shown["messages"],
+                              "status": shown["status"]}, ensure_ascii=False))
+    for path in dialogs(out):
+        print(path)
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
-
