@@ -17,7 +17,9 @@ Configurations alternate within each round so that load from other processes hit
 alike; the median decode speed of the rounds is reported. "added ms/token per worker" is
 (ms per token split - ms per token local) / workers: what each network hop costs on
 loopback, with the layers' compute moved, not added. All runs must give the same text.
-On a real network add about one round trip per worker per token.
+On a real network add about one round trip per worker per token. The round trip of one
+small RPC command is measured too, to a bare ggml-rpc-server and through `hearth worker`
+(what its allow-list proxy adds per hop).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import json
 import platform
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -83,6 +86,35 @@ def _servers(count: int, hearth: bool) -> Iterator[list[str]]:
             process.wait(10)
 
 
+def _round_trips_ms(address: str, count: int) -> float:
+    """Median round trip of one small RPC command (GET_DEVICE_MEMORY) on one connection:
+    what a worker hop costs before any compute."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        hello = struct.pack("<BQ", 14, 24) + bytes(24)  # HELLO, empty capabilities
+        sock.sendall(hello)
+        _recv(sock, 8 + 28)
+        request = struct.pack("<BQI", 11, 4, 0)  # GET_DEVICE_MEMORY of device 0
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            sock.sendall(request)
+            _recv(sock, 8 + 16)
+            times.append((time.perf_counter() - started) * 1000.0)
+    return statistics.median(times)
+
+
+def _recv(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise RuntimeError("the worker closed the connection")
+        data += chunk
+    return data
+
+
 def _run(config: EngineConfig, workers: list[str], tokens: int) -> dict[str, object]:
     if workers:
         engine = SubprocessChatEngine("engine.rpc:load_rpc_engine", (config, workers),
@@ -112,6 +144,10 @@ def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
         for name, (count, hearth) in CONFIGS.items():
             with _servers(count, hearth) as workers:
                 samples[name].append(_run(config, workers, tokens))
+    round_trips = {}
+    for name, hearth in (("ggml-rpc-server", False), ("hearth worker", True)):
+        with _servers(1, hearth) as workers:
+            round_trips[name] = round(_round_trips_ms(workers[0], 2000), 4)
     texts = {s["text"] for runs in samples.values() for s in runs}
     rows: dict[str, dict[str, float]] = {}
     for name, runs in samples.items():
@@ -131,6 +167,7 @@ def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
         "model": model.name, "tokens": tokens, "rounds": rounds, "threads": 1,
         "machine": f"{platform.machine()}, {platform.processor() or platform.system()}",
         "same_text_everywhere": len(texts) == 1, "runs": rows,
+        "round_trip_ms": round_trips,
     }
     lines = [f"# Cluster (llama.cpp RPC over loopback): {model.name}, {tokens} tokens, "
              f"median of {rounds}", "",
@@ -140,7 +177,9 @@ def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
         lines.append(f"| {name} | {row['decode_tokens_per_second']} | {row['ms_per_token']} "
                      f"| {row['ratio_to_local']} | {row['added_ms_per_token_per_worker']} "
                      f"| {row['prompt_ms']} |")
-    lines += ["", f"Same greedy text in every run: {report['same_text_everywhere']}"]
+    lines += ["", f"Same greedy text in every run: {report['same_text_everywhere']}", "",
+              "Round trip of one small RPC command over loopback (median of 2000): "
+              + ", ".join(f"{k} {v} ms" for k, v in round_trips.items())]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cluster.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     (RESULTS / "cluster.md").write_text("\n".join(lines) + "\n", "utf-8")
