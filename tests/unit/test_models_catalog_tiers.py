@@ -13,7 +13,12 @@ import pytest
 
 from app.config import Settings, replace
 from app.engine_setup import choose_engine, engine_config
-from app.errors import CatalogError, HearthError, InsufficientMemoryError
+from app.errors import (
+    CatalogError,
+    HearthError,
+    InsufficientMemoryError,
+    ModelNotInstalledError,
+)
 from app.models.catalog import load_catalog, parse_catalog
 from app.models.store import ModelStore
 from app.models.tiers import (
@@ -46,7 +51,7 @@ def test_shipped_catalog_is_complete() -> None:
         assert {"llm", "stt", "tts"} <= kinds
     bundled = {e.id for e in catalog.bundled()}
     assert bundled == {"smollm2-135m-instruct-q4_1", "smollm2-135m-instruct-q8_0",
-                       "pocketsphinx-en-us", "piper-en_US-joe-medium"}
+                       "pocketsphinx-en-us", "piper-en_US-joe-medium", "whisper-tiny.en"}
 
 
 @pytest.mark.parametrize("broken, message", [
@@ -170,6 +175,15 @@ def test_speech_auto_is_what_the_stack_says() -> None:
     assert choose_synthesizer(settings) == (stack.voice, stack.voice_model)
 
 
+def test_speech_alone_is_chosen_without_a_chat_model(tmp_path: Path) -> None:
+    """`hearth transcribe` / `say` on a machine with no chat model installed."""
+    settings = replace(Settings(), "general", data_dir=str(tmp_path))
+    with pytest.raises(ModelNotInstalledError):
+        choose_stack(settings)
+    assert choose_recognizer(settings)[0] in ("pocketsphinx", "whisper")
+    assert choose_synthesizer(settings) == ("espeak-ng", "en-us")  # no Piper voice here
+
+
 def test_configured_speech_is_kept_and_said() -> None:
     settings = replace(replace(Settings(), "tts", backend="espeak-ng"), "stt",
                        backend="pocketsphinx")
@@ -198,6 +212,22 @@ def test_doctor_and_recommend_report_the_same_stack_for_a_simulated_machine() ->
     line = next(x for x in doctor.splitlines() if "stack (" in x)
     assert f"stack ({now['tier']} tier): {now['backend']} + {now['llm']} " \
            f"({now['memory_mode']}), {now['recognizer']}, {now['voice']};" in line
+
+
+def test_each_tier_gets_its_own_stack_from_its_threshold_up() -> None:
+    """A tier's threshold leaves room for the tier's whole stack by the catalog's figures,
+    so nothing of it is traded for something lighter on the machines it names."""
+    catalog = load_catalog()
+    for tier in catalog.tiers:
+        for ram in (max(tier.min_ram_bytes, 400 * 2**20), tier.min_ram_bytes * 2 or 2**30):
+            stack = choose_stack(Settings(), memory=detect_memory(ram), as_if_installed=True)
+            if stack.tier != tier.name:
+                continue  # twice the threshold is the next tier's
+            wanted = tier.stt["en"], tier.tts["en"]
+            assert (stack.model, stack.recognizer_model, stack.voice_model) == (
+                tier.llm["en"], wanted[0], wanted[1] if wanted[1] != "espeak-ng" else "en-us"
+            ), (tier.name, ram, stack.reasons)
+            assert stack.fits
 
 
 def test_readme_tier_table_is_what_the_chooser_picks() -> None:
