@@ -256,6 +256,9 @@ class ClusterChatEngine(ChatEngine):
         self._plan: ClusterPlan | None = None
         self._fault: _Fault | None = None
         self._lock = threading.Lock()
+        self._local_in_use = threading.Lock()
+        """Held while the local engine streams, so a returning cluster never closes it
+        mid-reply."""
         self._retrying: threading.Thread | None = None
         self._start()
 
@@ -293,7 +296,8 @@ class ClusterChatEngine(ChatEngine):
             local, self._local = self._local, None
         log.info("cluster engine running: %s", plan.reason)
         if local is not None:
-            local.close()  # its memory is the cluster engine's now
+            with self._local_in_use:
+                local.close()  # its memory is the cluster engine's now
         return True
 
     def _record_fault(self, text: str) -> None:
@@ -407,7 +411,8 @@ class ClusterChatEngine(ChatEngine):
             fault.told = True
             name = Path(local.info().model_path).name or "its own model"
             yield f"({fault.text[0].upper()}{fault.text[1:]}. This machine answers with {name}.) "
-        yield from local.chat(messages, options, cancel)
+        with self._local_in_use:
+            yield from local.chat(messages, options, cancel)
 
     def close(self) -> None:
         with self._lock:
