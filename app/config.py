@@ -110,7 +110,7 @@ class EngineSettings:
     memory_mode: str = _doc(
         "numpy engine: 'auto', 'cache' (fastest, most RAM), 'mmap' (weights stay in the "
         "file), 'stream' (for models larger than RAM) or 'reference' (llama.cpp's x86 "
-        "arithmetic to the last bit, for checking; slow, Q8_0/Q4_1 files only)",
+        "arithmetic to the last bit, for checking; slow, Q8_0/Q4_0/Q4_1 files only)",
         _one_of("auto", "cache", "mmap", "stream", "reference"),
         default="auto",
     )

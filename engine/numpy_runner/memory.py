@@ -12,9 +12,9 @@ Modes:
   ``madvise(MADV_DONTNEED)``, so only the layer being computed is resident and a model
   larger than RAM still runs (at the speed of the disk).
 - ``reference``: llama.cpp's arithmetic, to the last bit (x86 builds): every matrix is a
-  `replica.QuantizedMatrix` (Q8_0 / Q4_1 only, unpacked to float32 like ``cache``) and
-  the layers use `replica.GgmlX86Kernels`. About ten times slower than ``cache``; for
-  checking Hearth against llama.cpp.
+  `replica.QuantizedMatrix` (Q8_0 / Q4_0 / Q4_1 only, unpacked to float32 like
+  ``cache``) and the layers use `replica.GgmlX86Kernels`. About ten times slower than
+  ``cache``; for checking Hearth against llama.cpp.
 
 The plan names the kernels too: `NumpyKernels` for every mode but ``reference``.
 """

@@ -17,6 +17,14 @@ llama.cpp's bit for bit:
   per block of 32 (Q8_0 / Q8_1), exact integer dot products in 8 lanes of 4, a fused
   multiply-add per block into each lane, lanes summed pairwise (tinyBLAS for prompts,
   ggml_vec_dot for single tokens: the same order);
+- products with Q4_0 weights: llama.cpp repacks a Q4_0 matrix whose row count is a
+  multiple of 8 when it loads it on any AVX2 CPU (ggml-cpu's "CPU_REPACK" extra buffer
+  type, block_q4_0x8; every matrix of usual models), and multiplies it with
+  ggml_gemm/gemv_q4_0_8x8_q8_0: activations rounded to Q8_0 as above, each block's
+  integer dot product exact, then one fused multiply-add per block,
+  acc += dot * (weight scale * activation scale), into one float32 per output. Other
+  Q4_0 matrices, and all of them when llama.cpp loads with `use_extra_bufts` off, take
+  the lane order of Q8_0 (ggml_vec_dot_q4_0_q8_0); `QuantizedMatrix.repacked` says which;
 - attention with the float16 KV cache: float16 queries and weights, 16-lane fused
   multiply-adds summed by a halving tree — tinyBLAS order for prompts, ggml_vec_dot_f16's
   four accumulators for single tokens (`f16_dot_gemm` / `f16_dot_vec`);
@@ -51,6 +59,9 @@ F16_LANES = 16
 """Lanes of the 512-bit float16 products (AVX-512 builds)."""
 F16_ACCUMULATORS = 4
 """ggml_vec_dot_f16 keeps four 16-lane accumulators: a step covers 64 elements."""
+REPACK_ROWS = 8
+"""llama.cpp repacks a Q4_0 matrix when its row count is a multiple of this (block_q4_0x8:
+8 rows' blocks interleaved), as ggml_repack_get_optimal_repack_type does on AVX2 CPUs."""
 SOFTMAX_CHUNK = 16
 
 
@@ -136,20 +147,22 @@ def quantize_q8(x: np.ndarray) -> Q8Activations:
 
 
 class QuantizedMatrix(MatrixLike):
-    """A Q8_0 or Q4_1 matrix multiplied the way ggml's x86 kernels do.
+    """A Q4_0, Q8_0 or Q4_1 matrix multiplied the way ggml's x86 kernels do.
 
     Its integer values are unpacked once, as float32 (4 bytes a weight, like "cache").
     """
 
     def __init__(self, tensor: Tensor, max_temp_floats: int = 1 << 24) -> None:
-        if tensor.kind not in (WeightType.Q8_0, WeightType.Q4_1):
+        if tensor.kind not in (WeightType.Q8_0, WeightType.Q4_0, WeightType.Q4_1):
             raise EngineError(
-                f"the reference mode handles Q8_0 and Q4_1 matrices, not {tensor.kind.value} "
-                f"({tensor.name})"
+                f"the reference mode handles Q4_0, Q8_0 and Q4_1 matrices, not "
+                f"{tensor.kind.value} ({tensor.name})"
             )
         self.tensor = tensor
         self.rows, self.cols = tensor.rows, tensor.cols
         self.blocks = self.cols // QK
+        self.repacked = tensor.kind is WeightType.Q4_0 and self.rows % REPACK_ROWS == 0
+        """Multiplied as llama.cpp's repacked Q4_0x8 (see the module docstring)."""
         scratch = np.empty(self.rows * self.cols, np.float32)
         unpacked = block_rows(tensor, 0, self.rows, scratch)
         # (blocks * LANES, rows, 4): one small matrix product per lane of each block
@@ -185,6 +198,14 @@ class QuantizedMatrix(MatrixLike):
         lanes = lanes.reshape(self.blocks, LANES, stop - start, tokens)
         # combined scale per (block, row, token), a float32 product
         combined = self.scales[start:stop].T[:, :, None] * act.scales.T[:, None, :]
+        if self.repacked:
+            # ggml_gemm/gemv_q4_0_8x8_q8_0: the block's whole integer dot product (exact
+            # in float32), one fused multiply-add per block into one sum per output
+            dots = lanes.sum(axis=1)
+            acc = np.zeros((stop - start, tokens), np.float32)
+            for b in range(self.blocks):
+                acc = fma32(dots[b], combined[b], acc)
+            return acc.T
         # each block's scaled lane sums are exact in float64; adding them one block at
         # a time with a rounding to float32 after each is the kernels' fused multiply-add
         scaled = combined.astype(np.float64)[:, None] * lanes
