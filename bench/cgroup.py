@@ -18,9 +18,10 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path("/sys/fs/cgroup")
 
@@ -153,15 +154,23 @@ class MemoryCgroup:
                 return int(value)
         return 0
 
-    def run(self, argv: Sequence[str], *, env: dict[str, str] | None = None,
-            timeout: float = 600.0, cwd: str | None = None) -> RunResult:
-        """Run `argv` inside the cgroup; its peak charge and whether it was OOM-killed."""
+    def _enter_function(self) -> Callable[[], None]:
         procs = str(self.path / "cgroup.procs")
 
-        def enter() -> None:
+        def enter() -> None:  # in the child, before exec
             with open(procs, "w") as fh:
                 fh.write(str(os.getpid()))
 
+        return enter
+
+    def start(self, argv: Sequence[str], **popen: Any) -> subprocess.Popen[str]:
+        """Start `argv` inside the cgroup and return at once (another tenant of it)."""
+        return subprocess.Popen(list(argv), text=True, preexec_fn=self._enter_function(),
+                                **popen)
+
+    def run(self, argv: Sequence[str], *, env: dict[str, str] | None = None,
+            timeout: float = 600.0, cwd: str | None = None) -> RunResult:
+        """Run `argv` inside the cgroup; its peak charge and whether it was OOM-killed."""
         before = self.oom_kills()
         working_set = [0]
         finished = threading.Event()
@@ -175,7 +184,8 @@ class MemoryCgroup:
         start = time.monotonic()
         try:
             done = subprocess.run(list(argv), capture_output=True, text=True, env=env,
-                                  cwd=cwd, timeout=timeout, preexec_fn=enter, check=False)
+                                  cwd=cwd, timeout=timeout, preexec_fn=self._enter_function(),
+                                  check=False)
         finally:
             finished.set()
             sampler.join()

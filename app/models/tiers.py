@@ -60,30 +60,60 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def cgroup_limit_bytes() -> int | None:
-    """The memory limit of this process's cgroup (v2 or v1), if any."""
+def _memory_cgroup() -> tuple[Path, Path, str] | None:
+    """(this process's memory cgroup folder, the hierarchy's root, the limit file name):
+    cgroup v1 when a hierarchy carries the memory controller, else the unified v2 one."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
         return None
+    unified = None
     for line in lines:
         parts = line.split(":", 2)
         if len(parts) != 3:
             continue
         hierarchy, controllers, rel = parts
-        if hierarchy == "0" and controllers == "":
-            limit = _read_int(Path("/sys/fs/cgroup") / rel.lstrip("/") / "memory.max")
-            if limit is None:
-                limit = _read_int(Path("/sys/fs/cgroup/memory.max"))
-            return limit
         if "memory" in controllers.split(","):
-            limit = _read_int(Path("/sys/fs/cgroup/memory") / rel.lstrip("/")
-                              / "memory.limit_in_bytes")
-            if limit is None:
-                limit = _read_int(Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
-            # cgroup v1 says "no limit" with a huge number
-            return limit if limit is not None and limit < 2**60 else None
-    return None
+            root = Path("/sys/fs/cgroup/memory")
+            return root / rel.lstrip("/"), root, "memory.limit_in_bytes"
+        if hierarchy == "0" and controllers == "":
+            root = Path("/sys/fs/cgroup")
+            unified = (root / rel.lstrip("/"), root, "memory.max")
+    return unified
+
+
+def cgroup_limit_bytes() -> int | None:
+    """The memory limit of this process's cgroup (v2 or v1), if any: the tightest of its
+    own and its ancestors'."""
+    found = _memory_cgroup()
+    if found is None:
+        return None
+    folder, root, name = found
+    limits = []
+    for path in (folder, *folder.parents):
+        limit = _read_int(path / name)  # v2 says "max", v1 a huge number, for no limit
+        if limit is not None and limit < 2**60:
+            limits.append(limit)
+        if path == root:
+            break
+    return min(limits, default=None)
+
+
+def cgroup_others_bytes() -> int:
+    """Anonymous memory charged to this process's cgroup by other processes (a container
+    shared with other programs): what they hold is not Hearth's to use."""
+    found = _memory_cgroup()
+    if found is None:
+        return 0
+    folder, _root, name = found
+    key = "anon" if name == "memory.max" else "total_rss"
+    try:
+        stat = dict(line.split(" ", 1) for line in (folder / "memory.stat").read_text()
+                    .splitlines() if " " in line)
+        anon = int(stat.get(key, "0"))
+    except (OSError, ValueError):
+        return 0
+    return max(0, anon - psutil.Process().memory_info().rss)
 
 
 def rlimit_as_bytes() -> int | None:
@@ -139,7 +169,7 @@ def detect_memory(simulate_bytes: int | None = None) -> MachineMemory:
         used = psutil.Process().memory_info().vms
         available = max(0, limit - used - ADDRESS_SPACE_HEADROOM)
     else:
-        available = min(vm.available, limit)
+        available = min(vm.available, limit - cgroup_others_bytes())
     return MachineMemory(vm.total, available, limit, source)
 
 
