@@ -275,7 +275,7 @@ class _Chooser:
         engines = entry.engines if entry is not None else ("llama-cpp", "numpy")
         if self.tier.backend in engines and (self.tier.backend != "llama-cpp"
                                              or self.llama_ok()):
-            self.reasons["engine"] = f"the {self.tier.name} tier's engine"
+            self.reasons["engine"] = f"{self.tier.backend}, the {self.tier.name} tier's engine"
             return self.tier.backend
         if "llama-cpp" in engines and self.llama_ok():
             self.reasons["engine"] = "llama.cpp is installed and runs this model"
@@ -310,7 +310,8 @@ class _Chooser:
         if backend == "whisper":
             why_not = self._whisper_blocker(wanted)
             if not why_not:
-                self.reasons["recognizer"] = f"the {self.tier.name} tier's recognizer"
+                self.reasons["recognizer"] = f"{wanted}, the {self.tier.name} tier's " \
+                                             "recognizer (far fewer errors than PocketSphinx)"
                 return "whisper", wanted
             self.reasons["recognizer"] = f"{wanted}: {why_not}, so PocketSphinx"
             return "pocketsphinx", POCKETSPHINX_MODEL
@@ -321,8 +322,8 @@ class _Chooser:
             return "pocketsphinx", POCKETSPHINX_MODEL
         if not self.store.is_installed(wanted):
             self.to_install.append(wanted)
-        self.reasons["recognizer"] = f"the {self.tier.name} tier's recognizer for " \
-                                     f"{self.language!r}"
+        self.reasons["recognizer"] = f"{wanted}, the {self.tier.name} tier's recognizer " \
+                                     f"for {self.language!r}"
         return backend, wanted
 
     def _whisper_id(self) -> str:
@@ -380,7 +381,7 @@ class _Chooser:
             self.reasons["voice"] = f"{wanted} is not installed (hearth models install " \
                                     f"{wanted}), so espeak-ng"
             return "espeak-ng", espeak
-        self.reasons["voice"] = f"the {self.tier.name} tier's voice"
+        self.reasons["voice"] = f"{wanted}, the {self.tier.name} tier's voice"
         return "piper", wanted
 
     # ------------------------------------------------------------ numpy memory mode
