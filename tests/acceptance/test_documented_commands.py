@@ -84,10 +84,16 @@ def is_wav(path: Path) -> bool:
 
 
 def check_ask(done: subprocess.CompletedProcess[str], ctx: Context) -> None:
+    assert "warning" not in done.stderr, done.stderr  # e.g. about devices it does not use
     if "--json" in ctx.argv:
         result = json.loads(done.stdout)
-        assert sorted(result) == sorted(json_keys_table()), "keys differ from README's table"
+        assert set(result) == set(json_keys_table()), \
+            f"keys {sorted(set(result) ^ set(json_keys_table()))} differ from README's table"
         assert result["reply"]
+        # README: the recognizer and voice used, null when not used
+        assert (result["recognizer"] is None) == ("--wav" not in ctx.argv), result
+        spoken = "--out" in ctx.argv or "--wav" in ctx.argv  # a voice turn speaks its reply
+        assert (result["voice"] is None) == (not spoken), result
     else:
         assert done.stdout.strip()
     out = option_value(ctx.argv, "--out")

@@ -193,12 +193,19 @@ def probe_voice_loop(service: Service, sound: SoundServer) -> None:
         speaker.stop()
 
 
-def probe_listening_port(service: Service, sound: SoundServer) -> None:
-    """A server unit says where it listens, and a connection there is accepted."""
+def probe_worker(service: Service, sound: SoundServer) -> None:
+    """A cluster worker says where it listens, takes a connection there, and a Hearth
+    configured with it (`[cluster] workers`) shakes hands with it (`hearth cluster status`)."""
     found = service.wait_for(r"listening on \[?([\w.:]+?)\]?:(\d+)", timeout=60)
     host = "127.0.0.1" if found.group(1) in ("0.0.0.0", "::", "*") else found.group(1)
+    address = f"{host}:{found.group(2)}"
     with socket.create_connection((host, int(found.group(2))), timeout=10):
         pass
+    config = service.home.path / "hearth-machine.toml"
+    config.write_text(f'[cluster]\nworkers = ["{address}"]\n')
+    status = run_hearth(["cluster", "status", "--config", str(config)], service.home)
+    assert status.returncode == 0, status.stderr
+    assert f"{address}: ok" in status.stdout, status.stdout
 
 
 @dataclass(frozen=True)
@@ -209,7 +216,7 @@ class Probe:
 
 PROBES = {
     "hearth.service": Probe(VOICE_LOOP_CONFIG, probe_voice_loop),
-    "hearth-worker.service": Probe("", probe_listening_port),
+    "hearth-worker.service": Probe("", probe_worker),
 }
 """Unit file name -> the config its home holds and how it is seen to answer."""
 
