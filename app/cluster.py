@@ -308,8 +308,9 @@ class ClusterChatEngine(ChatEngine):
     def _diagnose(self, exc: EngineError) -> str:
         """The engine's error plus which workers are down or frozen now."""
         plan = self._plan
+        # Only to name the culprit: a LAN handshake takes milliseconds, so 1 s is plenty.
         results = probe_all(plan.workers if plan else (),
-                            self._settings.cluster.connect_timeout_seconds)
+                            min(1.0, self._settings.cluster.connect_timeout_seconds))
         bad = [str(r) for r in results if isinstance(r, WorkerUnreachableError)]
         return f"{exc}" + (f"; {'; '.join(bad)}" if bad else "")
 

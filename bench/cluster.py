@@ -19,7 +19,8 @@ alike; the median decode speed of the rounds is reported. "added ms/token per wo
 loopback, with the layers' compute moved, not added. All runs must give the same text.
 On a real network add about one round trip per worker per token. The round trip of one
 small RPC command is measured too, to a bare ggml-rpc-server and through `hearth worker`
-(what its allow-list proxy adds per hop).
+(what its allow-list proxy adds per hop), and how long after a worker is killed or
+frozen (SIGSTOP) mid-reply the local model's answer begins, with the default timeouts.
 """
 
 from __future__ import annotations
@@ -137,6 +138,42 @@ CONFIGS = {"local": (0, False), "1 worker": (1, False), "2 workers": (2, False),
            "2 hearth workers": (2, True)}
 
 
+def _fault_seconds(model: Path, fault: str) -> tuple[float, str]:
+    """Seconds from a fault (after the first token) to the fallback notice, with the
+    default [cluster] timeouts, and the notice."""
+    import os
+    import signal
+
+    import psutil
+
+    from app.cluster import build_cluster_engine
+    from app.config import settings_from_dict
+
+    with _servers(2, True) as workers:
+        settings = settings_from_dict({
+            "engine": {"backend": "llama-cpp", "model": str(model), "threads": 1,
+                       "context_length": 512},
+            "cluster": {"workers": workers}})
+        engine, _ = build_cluster_engine(settings)
+        port = int(workers[1].rsplit(":", 1)[1])
+        server = next(c for c in psutil.net_connections("tcp")
+                      if c.laddr and c.laddr.port == port and c.status == "LISTEN")
+        rpc = psutil.Process(server.pid).children()[0].pid
+        try:
+            started = 0.0
+            for piece in engine.chat(PROMPT, GenerationOptions(max_tokens=200, temperature=0)):
+                if not started:
+                    os.kill(rpc, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
+                    started = time.monotonic()
+                elif piece.startswith("("):
+                    return time.monotonic() - started, piece.strip()
+            return float("nan"), "no notice"
+        finally:
+            if fault == "frozen":
+                os.kill(rpc, signal.SIGCONT)
+            engine.close()
+
+
 def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
     config = EngineConfig(model_path=model, context_length=512, threads=1)
     samples: dict[str, list[dict[str, object]]] = {name: [] for name in CONFIGS}
@@ -148,6 +185,10 @@ def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
     for name, hearth in (("ggml-rpc-server", False), ("hearth worker", True)):
         with _servers(1, hearth) as workers:
             round_trips[name] = round(_round_trips_ms(workers[0], 2000), 4)
+    faults = {}
+    for fault in ("killed", "frozen"):
+        seconds, notice = _fault_seconds(model, fault)
+        faults[fault] = {"seconds_to_fallback": round(seconds, 2), "notice": notice}
     texts = {s["text"] for runs in samples.values() for s in runs}
     rows: dict[str, dict[str, float]] = {}
     for name, runs in samples.items():
@@ -167,7 +208,7 @@ def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
         "model": model.name, "tokens": tokens, "rounds": rounds, "threads": 1,
         "machine": f"{platform.machine()}, {platform.processor() or platform.system()}",
         "same_text_everywhere": len(texts) == 1, "runs": rows,
-        "round_trip_ms": round_trips,
+        "round_trip_ms": round_trips, "faults": faults,
     }
     lines = [f"# Cluster (llama.cpp RPC over loopback): {model.name}, {tokens} tokens, "
              f"median of {rounds}", "",
@@ -179,7 +220,10 @@ def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
                      f"| {row['prompt_ms']} |")
     lines += ["", f"Same greedy text in every run: {report['same_text_everywhere']}", "",
               "Round trip of one small RPC command over loopback (median of 2000): "
-              + ", ".join(f"{k} {v} ms" for k, v in round_trips.items())]
+              + ", ".join(f"{k} {v} ms" for k, v in round_trips.items()), ""]
+    for fault, figures in faults.items():
+        lines.append(f"Worker {fault} mid-reply (default timeouts): the local model's answer "
+                     f"began {figures['seconds_to_fallback']} s later; {figures['notice']}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cluster.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     (RESULTS / "cluster.md").write_text("\n".join(lines) + "\n", "utf-8")
