@@ -20,8 +20,9 @@ DEB_RUN  := libportaudio2 espeak-ng pulseaudio-utils libasound2-plugins \
             libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 \
             libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xkb1
 # Tests: a private PulseAudio with null sinks, Xvfb for screenshots, sox, strace;
-# xdotool types into the real window, systemd-analyze checks the unit files.
-DEB_TEST := pulseaudio xvfb xauth sox strace xdotool systemd
+# xdotool types into the real window, systemd-analyze checks the unit files;
+# pocketsphinx-testdata has real human recordings (LibriVox) for recognition accuracy.
+DEB_TEST := pulseaudio xvfb xauth sox strace xdotool systemd pocketsphinx-testdata
 
 .PHONY: run test setup setup-test models lint clean help rpc-server
 

@@ -221,15 +221,20 @@ class VadSettings:
 @dataclass(frozen=True)
 class SttSettings:
     backend: str = _doc(
-        "Recognizer: 'auto' (PocketSphinx for English unless a Vosk model is installed, "
-        "Vosk otherwise), 'pocketsphinx' or 'vosk'",
-        _one_of("auto", "pocketsphinx", "vosk"),
+        "Recognizer: 'auto' (chosen with the machine's tier: Whisper where it fits, "
+        "PocketSphinx below that, Vosk for Chinese), 'whisper', 'pocketsphinx' or 'vosk'",
+        _one_of("auto", "whisper", "pocketsphinx", "vosk"),
         default="auto",
     )
     model: str = _doc("Recognizer model: 'auto', a catalog id or a model folder", default="auto")
     grammar: tuple[str, ...] = _doc(
         "Command mode: restrict recognition to these words/phrases (Vosk); empty for free speech",
         default=(),
+    )
+    bias: bool = _doc(
+        "Bias recognition toward what Hearth's skills understand (timers, times, numbers, "
+        "units); other questions are still heard by the general model",
+        default=True,
     )
 
 
@@ -261,11 +266,6 @@ class WakeSettings:
         "model's own cutoff (0.85 for okay nabu)",
         _between(0.0, 0.999),
         default=0.0,
-    )
-    stop_phrase: str = _doc(
-        "Said while Hearth speaks, this word stops it (spotted with PocketSphinx on the "
-        "echo-cancelled microphone); '' for none",
-        default="stop",
     )
 
 

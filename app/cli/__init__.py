@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("transcribe", help="speech in a WAV file to text")
     p.add_argument("wav", type=Path, metavar="IN.wav")
-    p.add_argument("--stt", choices=["vosk", "pocketsphinx"], help="recognizer (default: config)")
+    p.add_argument("--stt", choices=["whisper", "vosk", "pocketsphinx"],
+                   help="recognizer (default: config)")
     p.add_argument("--model", metavar="ID_OR_DIR", help="recognizer model: catalog id or folder")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -197,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", type=Path, metavar="PATH", help="GGUF file (default: bundled)")
     b.add_argument("--tokens", type=int, default=128, help="new tokens per run")
     bsub.add_parser("speech", help="real-time factor of recognizers and voices")
+    b = bsub.add_parser("stt", help="recognizers' word error rate, exact sentences and speed "
+                                    "on LibriVox clips and spoken requests in noise")
+    b.add_argument("--quick", action="store_true",
+                   help="a few utterances per set, for a check in seconds")
     b = bsub.add_parser("tiers", help="the automatic stack in memory cgroups of each limit: "
                                       "its peak memory and headroom (needs root)")
     b.add_argument("--limits", default="512,1024,2048", metavar="MIB,…",
@@ -207,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "wakes per hour of speech")
     b.add_argument("--hours", type=float, default=6.0,
                    help="hours of speech without the wake word")
+    b.add_argument("--noisy-hours", type=float, default=2.0,
+                   help="hours of that speech again in pink noise at 10 dB SNR")
     b.add_argument("--no-live", action="store_true", help="skip the PulseAudio detection run")
     b = bsub.add_parser("live", help="hands-free latency through PulseAudio: end of speech to "
                                      "first audio, and the endpointing trade-off")

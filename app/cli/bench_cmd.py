@@ -44,10 +44,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return int(_bench_module("speech").main([]) or 0)
     if args.bench_command == "tiers":
         return int(_bench_module("tiers").main(["--limits", args.limits]))
+    if args.bench_command == "stt":
+        return int(_bench_module("stt").main(["--quick"] if args.quick else []))
     if args.bench_command == "latency":
         return int(_bench_module("latency").run_latency_bench(args.turns))
     if args.bench_command == "wake":
-        return int(_bench_module("wake").run_wake_bench(args.hours, live=not args.no_live))
+        return int(_bench_module("wake").run_wake_bench(args.hours, live=not args.no_live,
+                                                        noisy_hours=args.noisy_hours))
     if args.bench_command == "live":
         return int(_bench_module("live_latency").run_live_bench(args.turns))
     if args.bench_command == "cluster":

@@ -138,4 +138,4 @@ def test_missing_optional_backend_names_the_extra(monkeypatch: pytest.MonkeyPatc
         registry.create_recognizer("vosk", "/models/vosk")
     assert "pip install 'hearth[vosk]'" in str(info.value)
     with pytest.raises(ValueError, match="unknown recognizer"):
-        registry.create_recognizer("whisper", None)
+        registry.create_recognizer("deepspeech", None)

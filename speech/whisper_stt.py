@@ -1,0 +1,318 @@
+"""Whisper recognizer on faster-whisper (CTranslate2), streaming with a fast final.
+
+Whisper is not a streaming model: it transcribes a whole piece of audio at once. To
+stream, a worker thread re-decodes the growing utterance whenever enough new audio has
+come in (partials while the person speaks), and `finish()` reuses the last decode when
+it already covered everything but trailing silence, so the final costs little or
+nothing after the last word. Two things keep each decode cheap:
+
+- the encoder sees only the utterance plus a short pad, not Whisper's fixed 30 s
+  window (the encoder's cost grows with its input; a 3 s request costs a tenth);
+- decoding is greedy and capped at a few tokens per second of audio.
+
+Utterances longer than one Whisper window (about 28 s, e.g. `hearth transcribe` of a
+long file) get their final from faster-whisper's own windowed `transcribe()`.
+
+Recognition can be biased toward what Hearth understands: `bias_phrases` become
+Whisper's initial prompt (the "previous text" it conditions on), which makes it
+prefer those words and spellings without restricting what it can hear.
+
+The model is always a local folder (model.bin, config.json, tokenizer.json,
+vocabulary.txt), never a hub name, and HF_HUB_OFFLINE is set before faster-whisper
+is imported: nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from speech.audio import AudioChunk
+from speech.errors import SpeechModelError
+from speech.stt import RecognizedWord, SpeechRecognizer, Transcript
+
+log = logging.getLogger(__name__)
+
+MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+FRAMES_PER_SECOND = 100
+"""Whisper's mel frames per second (10 ms hop)."""
+WINDOW_SECONDS = 28.0
+"""Longest audio decoded in one piece (Whisper's window is 30 s; a margin for the pad)."""
+NO_SPEECH_THRESHOLD = 0.6
+"""Above this probability of Whisper's no-speech token, the result is empty text."""
+_PUNCTUATION = ".,;:!?\"()"
+SILENCE_RMS = 120.0
+"""Frame RMS (16-bit units) under which audio counts as silence whatever the level."""
+
+
+def default_threads() -> int:
+    """CTranslate2 threads: every core of the machine, at most 4 (more buys little for a
+    model this size and starves the other stages)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def check_model_dir(model_dir: str | Path) -> Path:
+    """The folder, if it holds a CTranslate2 Whisper model; else `SpeechModelError`."""
+    root = Path(model_dir).expanduser()
+    if not root.is_dir():
+        raise SpeechModelError(f"Whisper model folder {root} does not exist")
+    missing = [name for name in MODEL_FILES if not (root / name).is_file()]
+    if not any((root / name).is_file() for name in ("vocabulary.txt", "vocabulary.json")):
+        missing.append("vocabulary.txt")
+    if missing:
+        raise SpeechModelError(
+            f"{root} is not a faster-whisper model folder: no {', '.join(missing)} "
+            "(install one with: hearth models install whisper-tiny.en)"
+        )
+    return root
+
+
+def bias_prompt(phrases: Sequence[str], max_words: int = 60) -> str:
+    """Whisper's initial prompt from bias phrases: the phrases as one run of text, first
+    ones first, cut at `max_words` (the prompt shares the decoder's 448-token context)."""
+    words: list[str] = []
+    for phrase in phrases:
+        cleaned = " ".join(phrase.split())
+        if not cleaned:
+            continue
+        if len(words) + len(cleaned.split()) > max_words:
+            break
+        words += (cleaned[0].upper() + cleaned[1:] + ".").split()
+    return " ".join(words)
+
+
+def frame_rms(samples: np.ndarray, sample_rate: int, frame_seconds: float = 0.02) -> np.ndarray:
+    """RMS of each `frame_seconds` frame of int16 mono `samples` (last partial frame dropped)."""
+    size = max(1, int(sample_rate * frame_seconds))
+    count = len(samples) // size
+    if count == 0:
+        return np.zeros(0, dtype=np.float64)
+    frames = samples[:count * size].astype(np.float64).reshape(count, size)
+    return np.sqrt((frames * frames).mean(axis=1))
+
+
+def is_silent_tail(samples: np.ndarray, start: int, sample_rate: int) -> bool:
+    """Whether `samples[start:]` holds no speech: every frame quieter than SILENCE_RMS or
+    than a tenth of the utterance's loud frames (so steady noise also counts as quiet)."""
+    tail = samples[start:]
+    if len(tail) == 0:
+        return True
+    whole = frame_rms(samples, sample_rate)
+    loud = float(np.percentile(whole, 90)) if len(whole) else 0.0
+    level = max(SILENCE_RMS, 0.1 * loud)
+    rms = frame_rms(tail, sample_rate)
+    if len(rms) == 0:
+        return float(np.sqrt(np.mean(tail.astype(np.float64) ** 2))) < level
+    return bool(np.all(rms < level))
+
+
+@dataclass(frozen=True)
+class WhisperOptions:
+    """Load-time settings of the Whisper recognizer."""
+
+    language: str = "en"
+    """Spoken language (ignored by the English-only '.en' models)."""
+    compute_type: str = "int8"
+    """CTranslate2 weight type; int8 is the fastest on CPUs and what the catalog measures."""
+    threads: int = 0
+    """CTranslate2 intra-op threads; 0 = `default_threads()`."""
+    beam_size: int = 1
+    partial_interval_seconds: float = 0.4
+    """New audio between two partial decodes (the decode time adds to it on slow CPUs)."""
+    pad_seconds: float = 0.5
+    """Silence after the audio in the encoder's input, at least."""
+    window_seconds: float = 30.0
+    """The encoder's input is the audio padded with silence to this length (Whisper's
+    own is 30 s; shorter is faster, its accuracy is measured in bench/stt.py)."""
+
+
+@dataclass(frozen=True)
+class _Decode:
+    """One decode of the utterance's first `frames` samples."""
+
+    generation: int
+    frames: int
+    text: str
+
+
+class WhisperRecognizer(SpeechRecognizer):
+    """Streaming Whisper: partials from a worker thread, a final that reuses them."""
+
+    name = "whisper"
+
+    def __init__(self, model_dir: str | Path, sample_rate: int = 16000, *,
+                 bias_phrases: Sequence[str] = (), language: str = "en",
+                 compute_type: str = "int8", threads: int = 0,
+                 options: WhisperOptions | None = None) -> None:
+        self.sample_rate = sample_rate
+        self.model_dir = check_model_dir(model_dir)
+        self.options = options or WhisperOptions(language=language,
+                                                 compute_type=compute_type, threads=threads)
+        self.threads = self.options.threads or default_threads()
+        self.prompt = bias_prompt(bias_phrases)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before faster_whisper imports the hub
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+
+        try:
+            self._model = WhisperModel(str(self.model_dir), device="cpu",
+                                       compute_type=self.options.compute_type,
+                                       cpu_threads=self.threads, num_workers=1,
+                                       local_files_only=True)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise SpeechModelError(
+                f"faster-whisper cannot load the model in {self.model_dir}: {exc}") from None
+        multilingual = self._model.model.is_multilingual
+        self.language = self.options.language if multilingual else "en"
+        self._tokenizer = Tokenizer(self._model.hf_tokenizer, multilingual,
+                                    task="transcribe", language=self.language)
+        self._prompt_tokens = self._build_prompt()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self._samples: list[np.ndarray] = []
+        self._frames = 0
+        self._generation = 0
+        self._pending: Future[_Decode] | None = None
+        self._latest: _Decode | None = None
+        self._requested_frames = 0
+        self._reported = ""
+
+    def _build_prompt(self) -> list[int]:
+        tokens: list[int] = []
+        if self.prompt:
+            prompt_tokens = self._tokenizer.encode(" " + self.prompt)
+            tokens += [self._tokenizer.sot_prev, *prompt_tokens[-(448 // 2 - 1):]]
+        return [*tokens, *self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+
+    # ------------------------------------------------------------------ decoding
+
+    def _audio(self) -> np.ndarray:
+        """The utterance so far as one int16 array (joined once, then kept joined)."""
+        if len(self._samples) > 1:
+            self._samples = [np.concatenate(self._samples)]
+        return self._samples[0] if self._samples else np.zeros(0, dtype=np.int16)
+
+    def _decode(self, samples: np.ndarray, generation: int) -> _Decode:
+        """Transcribe `samples` (int16, at most one window long) in one encoder pass."""
+        frames = len(samples)
+        if generation != self._generation or frames == 0:
+            return _Decode(generation, frames, "")
+        if not np.any(frame_rms(samples, self.sample_rate) >= SILENCE_RMS):
+            return _Decode(generation, frames, "")
+        import ctranslate2
+
+        audio = samples.astype(np.float32) / 32768.0
+        if self.sample_rate != 16000:
+            from speech.resample import resample
+
+            audio = resample(AudioChunk(samples, self.sample_rate), 16000).to_float()
+        # the pad is silence in the audio itself, so the log-mel normalisation (relative to
+        # the loudest frame) treats it as Whisper's own 30 s padding would
+        pad = int(max(self.options.pad_seconds,
+                      self.options.window_seconds - len(audio) / 16000) * 16000)
+        features = self._model.feature_extractor(audio, padding=160 + pad)
+        wanted = min(3000, features.shape[-1] - features.shape[-1] % 2)  # conv halves it
+        features = np.ascontiguousarray(features[None, :, :wanted], dtype=np.float32)
+        seconds = frames / self.sample_rate
+        result = self._model.model.generate(
+            ctranslate2.StorageView.from_array(features), [self._prompt_tokens],
+            beam_size=self.options.beam_size,
+            # the limit counts the prompt too; a few tokens a second stops a runaway loop
+            max_length=len(self._prompt_tokens) + int(16 + 10 * seconds),
+            return_no_speech_prob=True, suppress_blank=True,
+        )[0]
+        if result.no_speech_prob > NO_SPEECH_THRESHOLD:
+            return _Decode(generation, frames, "")
+        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+        return _Decode(generation, frames, self._tokenizer.decode(tokens).strip())
+
+    def _decode_long(self, samples: np.ndarray) -> str:
+        """The whole of a long utterance, with faster-whisper's 30 s windows."""
+        segments, _ = self._model.transcribe(
+            samples.astype(np.float32) / 32768.0, language=self.language,
+            beam_size=self.options.beam_size, initial_prompt=self.prompt or None,
+            condition_on_previous_text=False, vad_filter=False,
+        )
+        return " ".join(s.text.strip() for s in segments if s.text.strip())
+
+    def _collect(self) -> None:
+        """Take the pending decode's result if it is done (caller holds no lock)."""
+        pending = self._pending
+        if pending is not None and pending.done():
+            self._pending = None
+            decoded = pending.result()
+            if decoded.generation == self._generation:
+                self._latest = decoded
+
+    def _submit(self, samples: np.ndarray) -> Future[_Decode]:
+        self._requested_frames = self._frames
+        return self._executor.submit(self._decode, samples, self._generation)
+
+    # ------------------------------------------------------------------ the interface
+
+    def accept(self, chunk: AudioChunk) -> Transcript | None:
+        chunk.expect(self.sample_rate, consumer="Whisper")
+        self._samples.append(chunk.samples)
+        self._frames += chunk.frames
+        self._collect()
+        interval = self.options.partial_interval_seconds * self.sample_rate
+        if self._pending is None and self._frames - self._requested_frames >= interval:
+            window = int(WINDOW_SECONDS * self.sample_rate)
+            self._pending = self._submit(self._audio()[-window:])
+        latest = self._latest
+        if latest is not None and latest.text and latest.text != self._reported:
+            self._reported = latest.text
+            return Transcript(text=latest.text, is_final=False)
+        return None
+
+    def finish(self) -> Transcript:
+        samples = self._audio()
+        try:
+            if len(samples) > WINDOW_SECONDS * self.sample_rate:
+                text = self._decode_long(samples)
+            else:
+                text = self._final_text(samples)
+        finally:
+            self._new_utterance()
+        words = tuple(RecognizedWord(word=w.strip(_PUNCTUATION)) for w in text.split()
+                      if w.strip(_PUNCTUATION))
+        return Transcript(text=text, words=words)
+
+    def _final_text(self, samples: np.ndarray) -> str:
+        """The last decode when it covered all but trailing silence; else a new one."""
+        pending = self._pending
+        if pending is not None:
+            decoded = pending.result()
+            self._pending = None
+            if decoded.generation == self._generation:
+                self._latest = decoded
+        latest = self._latest
+        if latest is not None and is_silent_tail(samples, latest.frames, self.sample_rate):
+            return latest.text
+        return self._executor.submit(self._decode, samples, self._generation).result().text
+
+    def _new_utterance(self) -> None:
+        self._generation += 1
+        self._samples = []
+        self._frames = 0
+        self._requested_frames = 0
+        self._latest = None
+        self._reported = ""
+        if self._pending is not None and self._pending.done():
+            self._pending = None
+
+    def reset(self) -> None:
+        """Drop the utterance; a decode in progress finishes in the background and its
+        result is ignored (its generation is stale)."""
+        self._new_utterance()
+        self._pending = None
+
+    def close(self) -> None:
+        self._new_utterance()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._model = None  # type: ignore[assignment]
