@@ -181,6 +181,27 @@ def documented_commands() -> list[DocCommand]:
     return scan.commands
 
 
+def code_lines(path: Path = README) -> list[str]:
+    """Every line of the fenced code blocks in a markdown file, comments dropped."""
+    lines, in_code = [], False
+    for line in path.read_text().splitlines():
+        if _FENCE.match(line):
+            in_code = not in_code
+        elif in_code and _strip_comment(line).strip():
+            lines.append(_strip_comment(line).strip())
+    return lines
+
+
+def desktop_execs() -> list[tuple[Path, str]]:
+    """(file, command line) of every Exec= in packaging/*.desktop."""
+    found = []
+    for path in sorted(PACKAGING.glob("*.desktop")):
+        for line in path.read_text().splitlines():
+            if line.startswith("Exec="):
+                found.append((path, line[len("Exec="):].strip()))
+    return found
+
+
 def command_table() -> list[str]:
     """The first column of README's "Command line" table, doc syntax."""
     rows = []
