@@ -305,12 +305,16 @@ class FakeSkills:
         self.answers = answers or {}
         self.fail = fail
         self.asked: list[str] = []
+        self.closed = False
 
     def answer(self, text: str) -> SkillAnswer | None:
         self.asked.append(text)
         if self.fail:
             raise StageFailure("the fake skills were told to fail")
         return self.answers.get(text)
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class BlockingHistory:

@@ -43,6 +43,10 @@ class Skills(Protocol):
     def answer(self, text: str) -> SkillAnswer | None:
         """The answer to `text`, or None when the engine should answer."""
 
+    def close(self) -> None:
+        """Release what the skills hold (a timer thread, a database); the assistant calls
+        it when it is closed."""
+
 
 class ReplyStage:
     """Answers each `Question` from its queue, on its own thread."""

@@ -93,9 +93,9 @@ class Supervisor:
             thread.join(max(0.1, deadline - time.monotonic()))
 
     def release(self, wait_seconds: float) -> None:
-        """Close every component, each once its thread has left it (up to `wait_seconds`
-        per thread): a slow engine call ends at its next cancel check, and freeing a
-        model under it would crash."""
+        """Close every component (and the skills), each once its thread has left it (up
+        to `wait_seconds` per thread): a slow engine call ends at its next cancel check,
+        and freeing a model under it would crash."""
         for thread in self.threads:
             thread.join(wait_seconds)
         running = {t.name for t in self.threads if t.is_alive()}
@@ -107,6 +107,8 @@ class Supervisor:
                     stage.component.close()
                 except Exception:  # one stage failing to close must not keep the others
                     log.exception("closing the %s failed", stage.name)
+        if self.reply.skills is not None and "hearth-engine" not in running:
+            self.reply.skills.close()
 
     def spawn(self, name: str, body: Callable[[], None], blame: Callable[[], Stage[Any]]) -> None:
         """Run `body` on thread `hearth-<name>`; a failure is blamed on `blame()`."""

@@ -117,6 +117,13 @@ def test_a_skill_answers_before_the_engine_and_is_spoken_and_remembered() -> Non
     assert stages.skills.asked == ["what time is it", "tell me a joke"]
 
 
+def test_closing_the_assistant_closes_the_skills() -> None:
+    stages = Stages(skills=FakeSkills())
+    assistant, _ = started(stages)
+    assistant.close()
+    assert stages.skills.closed
+
+
 def test_failing_skills_leave_the_answer_to_the_engine() -> None:
     stages = Stages(skills=FakeSkills(fail=True), engine=FakeEngine(["Model answer."]))
     events = run_pipeline([("text", "hi"), ("wait", TurnMetrics)], stages)
