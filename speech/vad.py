@@ -1,10 +1,12 @@
 """Voice activity detection and endpointing: when an utterance starts and ends.
 
-Two frame classifiers: `SileroClassifier` (32 ms windows scored by Silero VAD, with
-the energy gate and WebRTC's VAD in front as a cheap pre-filter, so silence and quiet
-noise cost nothing) and `FrameClassifier` (WebRTC's VAD on 30 ms frames plus an
-energy gate that rejects quiet frames it would still call speech: the fallback, and
-what `trim_silence` uses). Speech starts after `start_speech_ms` of voiced frames and
+Two frame classifiers: `SileroClassifier` (32 ms windows scored by Silero VAD behind
+an energy gate, so silence costs nothing) and `FrameClassifier` (WebRTC's VAD on 30 ms
+frames plus an energy gate that rejects quiet frames it would still call speech: the
+fallback without Silero or off 16 kHz, and what `trim_silence` uses). WebRTC's VAD is
+not used to skip Silero's windows: Silero is recurrent, and fed only the windows WebRTC
+passed, it scored speech said over an echo canceller's output at 0.2-0.4 instead of 0.9.
+Speech starts after `start_speech_ms` of voiced frames and
 keeps `pre_roll_ms` of audio from before (so the first syllable is not clipped); it
 ends after `end_silence_ms` of silence or at `max_utterance_seconds`. `trim_silence`
 applies the WebRTC classification to a finished push-to-talk recording.
@@ -82,32 +84,38 @@ class FrameClassifier:
 
 
 class SileroClassifier:
-    """Speech / not speech for one 32 ms window: energy gate, then WebRTC's VAD at its
-    least aggressive (cheap, rarely misses speech), then Silero's probability against
-    `threshold` (with hysteresis inside speech)."""
+    """Speech / not speech for one 32 ms window: Silero's probability against `threshold`
+    (with hysteresis inside speech), behind an energy gate so quiet windows cost nothing.
+    Silero is recurrent: after skipped quiet windows its state is reset (the state of a
+    stream's start, which it handles well) rather than fed out of context."""
 
     def __init__(self, threshold: float = 0.5, energy_threshold: float = 0.005) -> None:
         self.sample_rate = SILERO_RATE
         self.frame_samples = WINDOW_SAMPLES
         self.frame_ms = WINDOW_SAMPLES * 1000 / SILERO_RATE
         self.threshold = threshold
-        self._prefilter = FrameClassifier(SILERO_RATE, 0, energy_threshold)
+        self.energy_threshold = energy_threshold
         self._silero = SileroVad()
         self._voiced = False
+        self._skipped = False
         self.last_probability = 0.0
 
     def is_speech(self, frame: np.ndarray) -> bool:
-        if self._prefilter.is_speech(frame[:self._prefilter.frame_samples]):
-            self.last_probability = self._silero.probability(frame)
-        else:
+        if not self._voiced and _rms(frame) < self.energy_threshold:
+            self._skipped = True
             self.last_probability = 0.0
+            return False
+        if self._skipped:
+            self._silero.reset()
+            self._skipped = False
+        self.last_probability = self._silero.probability(frame)
         needed = self.threshold - SILERO_END_MARGIN if self._voiced else self.threshold
         self._voiced = self.last_probability >= needed
         return self._voiced
 
     def reset(self) -> None:
         self._silero.reset()
-        self._voiced = False
+        self._voiced = self._skipped = False
 
 
 def make_classifier(engine: str, sample_rate: int, aggressiveness: int = 2,
@@ -141,7 +149,10 @@ class Endpointer:
         max_utterance_seconds: float = 20.0,
         engine: str = "webrtc",
         speech_threshold: float = 0.5,
+        start_gap_ms: int = 0,
     ) -> None:
+        """`start_gap_ms`: unvoiced frames allowed among the `start_speech_ms` of voiced ones
+        that start speech (0: they must be consecutive)."""
         self.sample_rate = sample_rate
         self._classifier = make_classifier(engine, sample_rate, aggressiveness,
                                            energy_threshold, speech_threshold)
@@ -151,6 +162,7 @@ class Endpointer:
         self._pre_roll_frames = max(0, round(pre_roll_ms / frame_ms))
         self._end_frames = max(1, round(end_silence_ms / frame_ms))
         self._start_frames = max(1, round(start_speech_ms / frame_ms))
+        self._start_span = self._start_frames + round(start_gap_ms / frame_ms)
         self._max_frames = max(1, int(max_utterance_seconds * 1000 / frame_ms))
         self._keep_after = round(_KEEP_AFTER_SPEECH_MS / frame_ms)
         self.reset()
@@ -159,9 +171,9 @@ class Endpointer:
         """Forget all audio and return to 'not in speech'."""
         self._pending = np.zeros(0, dtype=np.int16)
         self._before: collections.deque[np.ndarray] = collections.deque(
-            maxlen=self._pre_roll_frames + self._start_frames
+            maxlen=self._pre_roll_frames + self._start_span
         )
-        self._voiced_run = 0
+        self._recent: collections.deque[bool] = collections.deque(maxlen=self._start_span)
         self._utterance: list[np.ndarray] = []
         self._silent_run = 0
         self._in_speech = False
@@ -192,14 +204,15 @@ class Endpointer:
         self._frames_seen += 1
         if not self._in_speech:
             self._before.append(frame)
-            self._voiced_run = self._voiced_run + 1 if voiced else 0
-            if self._voiced_run < self._start_frames:
+            self._recent.append(voiced)
+            if sum(self._recent) < self._start_frames:
                 return None
+            run = len(self._recent) - list(self._recent).index(True)
             self._in_speech = True
             self._utterance = list(self._before)
             self._before.clear()
             self._silent_run = 0
-            began = self._seconds(self._frames_seen - self._voiced_run)
+            began = self._seconds(self._frames_seen - run)
             return VadEvent(VadEventKind.SPEECH_START, self._seconds(), self._joined(),
                             speech_seconds=began)
         self._utterance.append(frame)
@@ -215,7 +228,7 @@ class Endpointer:
                          speech_seconds=self._seconds(self._frames_seen - self._silent_run))
         self._in_speech = False
         self._utterance = []
-        self._voiced_run = 0
+        self._recent.clear()
         return event
 
     def _seconds(self, frames: int | None = None) -> float:

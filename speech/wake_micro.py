@@ -36,6 +36,14 @@ _ONSET_GAP_STEPS = 30
 """...and the phrase began after the last quiet gap longer than this (300 ms)."""
 STRICT_SHARE = 0.5
 """Strict mode closes this share of the gap between the cutoff and 1 (0.85 -> 0.925)."""
+NOISY_CUTOFF = 0.35
+"""Noise pulls the model's probabilities down (at 10 dB SNR "okay nabu" peaks at 0.3-0.99,
+against 0.84-1.0 clean), so with the model's own cutoff the cutoff is lowered with the
+signal-to-noise ratio of the last 3 s (`snr_db`): the model's cutoff at QUIET_SNR_DB and
+above, this at NOISY_SNR_DB and below, linear between. An explicit cutoff stays fixed.
+(`snr_db` reads 15-19 dB for speech in pink noise 10 dB below its RMS, 60+ in silence.)"""
+QUIET_SNR_DB = 35.0
+NOISY_SNR_DB = 18.0
 
 
 def micro_model_for(phrase: str) -> str | None:
@@ -73,16 +81,35 @@ class MicroWakeWordDetector(WakeWordDetector):
         self.wake_word = normalize_phrase(phrase)
         self.model_cutoff = float(self._model.probability_cutoff)
         self.cutoff = probability_cutoff or self.model_cutoff
-        self._active_cutoff = self.cutoff
+        self.adaptive = not probability_cutoff
+        """Lower the cutoff in noise (see NOISY_CUTOFF)."""
+        self._strict = False
         self._position = 0  # samples fed since creation
         self._pending = b""
+        self._windows = 0
         self._loudness: collections.deque[float] = collections.deque(maxlen=_ONSET_HISTORY_STEPS)
         self.last_probability = 0.0
-        """The smoothed probability after the last chunk (for tuning and tests)."""
+        """The latest smoothed probability (for tuning and tests)."""
 
     def set_strict(self, strict: bool) -> None:
-        self._active_cutoff = (self.cutoff + STRICT_SHARE * (1.0 - self.cutoff) if strict
-                               else self.cutoff)
+        self._strict = strict
+
+    def current_cutoff(self) -> float:
+        """The cutoff in force now: lowered in noise, raised in strict mode."""
+        cutoff = self.cutoff
+        if self.adaptive and cutoff > NOISY_CUTOFF:
+            snr = self.snr_db()
+            share = min(1.0, max(0.0, (QUIET_SNR_DB - snr) / (QUIET_SNR_DB - NOISY_SNR_DB)))
+            cutoff -= share * (cutoff - NOISY_CUTOFF)
+        return cutoff + STRICT_SHARE * (1.0 - cutoff) if self._strict else cutoff
+
+    def snr_db(self) -> float:
+        """Signal-to-noise ratio of the last 3 s: loud steps (95th percentile) over the
+        background (10th percentile), in dB."""
+        if len(self._loudness) < 50:
+            return QUIET_SNR_DB
+        floor, level = np.percentile(np.fromiter(self._loudness, float), (10, 95))
+        return float(20 * np.log10(max(level, 1.0) / max(floor, 1.0)))
 
     def process(self, chunk: AudioChunk) -> bool:
         return self.detect(chunk) is not None
@@ -101,14 +128,16 @@ class MicroWakeWordDetector(WakeWordDetector):
             self._loudness.append(float(np.sqrt(np.mean(window * window))))
             for features in self._features.process_streaming(data[offset:offset + step]):
                 probability = self._model.process_streaming_prob(features)
-                if probability is None:
+                # the model runs once per `stride` feature windows (and says 0.0 between)
+                self._windows += 1
+                if probability is None or self._windows % self._model.stride:
                     continue
                 found = found or self._judge(float(probability))
         return found
 
     def _judge(self, probability: float) -> WakeDetection | None:
         self.last_probability = probability
-        if probability <= self._active_cutoff:
+        if probability <= min(NOISY_CUTOFF, self.cutoff) or probability <= self.current_cutoff():
             return None
         end = self._position / self.sample_rate
         detection = WakeDetection(self.wake_word, round(end - self._onset_seconds(), 3),
@@ -136,6 +165,7 @@ class MicroWakeWordDetector(WakeWordDetector):
         self._model.reset()
         self._features.reset()
         self._pending = b""
+        self._windows = 0
         self._loudness.clear()
         self.last_probability = 0.0
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from app.assistant.listen import Ears
 from app.assistant.pipeline import Assistant
 from app.config import Settings, replace
 from app.engine_setup import EngineChoice, build_engine
@@ -109,7 +110,7 @@ def build_assistant(
     assistant = Assistant(
         settings, engine=engine, recognizer=recognizer, synthesizer=synthesizer,
         microphone=microphone, speaker=speaker, history=history or None, wake=wake,
-        factories=factories, skills=skills)
+        factories=factories, skills=skills, ears=Ears.from_settings(settings))
     if skills is not None:
         skills.attach(assistant)  # timers ring through it; Silenced stops them
     if unsaved:

@@ -7,8 +7,15 @@ assistant is doing:
   so does the endpointer);
 - idle: the wake word or, hands-free, speech detected by the VAD starts a turn;
 - thinking or speaking (`_while_answering`): audio that can interrupt the reply.
-  Capture passes audio on in these states only when it can be used (the wake word
-  with `listen_while_speaking`); otherwise it is half duplex.
+  Recording from the sound server's echo canceller (`AudioSource.echo_cancelled`),
+  Hearth's own voice is (mostly) gone from the signal, so it keeps listening: the wake
+  word, or Silero-confirmed speech of 250 ms (a "stop", or any question), cancels the
+  reply and starts listening. Without one, capture passes audio on only for the wake
+  word with `listen_while_speaking`, which then needs a stricter probability;
+  otherwise it is half duplex.
+
+A `SelfTriggerGuard` ignores the wake word while Hearth's own reply says it (and for a
+second after, the room's echo).
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from app.assistant import beeps
 from app.assistant.frames import FileAudio, ListenItem, ListenStart, MicAudio, Stop
 from app.assistant.stage import Stage
-from app.assistant.turn import Trigger, Turn, TurnLedger
+from app.assistant.turn import Trigger, Turn, TurnLedger, Voice
 from app.assistant.voice import VoiceStage
 from app.config import Settings
 from app.events import AudioLevel, Event, PartialTranscript, State
@@ -33,7 +41,7 @@ from speech.errors import SpeechError
 from speech.io import AudioSource
 from speech.stt import SpeechRecognizer
 from speech.vad import Endpointer, VadEventKind
-from speech.wake import WakeWordDetector
+from speech.wake import SelfTriggerGuard, WakeWordDetector
 
 
 class StartMode(enum.Enum):
@@ -51,6 +59,36 @@ class StartMode(enum.Enum):
         return cls(trigger) if trigger in ("wake-word", "hands-free") else cls.PRESS
 
 
+@dataclass(frozen=True)
+class Ears:
+    """How the listen stage tells speech from silence, for audio at a given rate."""
+
+    endpointer: Callable[[int], Endpointer]
+    """Ends endpointed turns and starts hands-free ones."""
+    barge_in: Callable[[int], Endpointer | None]
+    """Hears a person talking over Hearth's echo-cancelled voice (its SPEECH_START);
+    None when it cannot be told apart."""
+
+    @classmethod
+    def webrtc(cls, settings: Settings) -> Ears:
+        """WebRTC's VAD with the [vad] settings, no barge-in by speech (for fakes)."""
+        v = settings.vad
+
+        def endpointer(rate: int) -> Endpointer:
+            return Endpointer(rate, v.aggressiveness, v.energy_threshold, v.pre_roll_ms,
+                              v.end_silence_ms, max_utterance_seconds=v.max_utterance_seconds)
+
+        return cls(endpointer, lambda rate: None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ears:
+        """[vad] engine (Silero by default) and Silero barge-in (what `hearth` runs)."""
+        from app.speech_setup import build_barge_in_detector, build_endpointer
+
+        return cls(lambda rate: build_endpointer(settings, rate),
+                   lambda rate: build_barge_in_detector(settings, rate))
+
+
 class ListenStage:
     """Capture and listen loops. `start_turn(trigger, at)` begins a spoken turn (None
     when none began); `ask(turn)` hands a turn whose question is known to the reply."""
@@ -59,8 +97,9 @@ class ListenStage:
                  voice: VoiceStage, *, microphone: Stage[AudioSource],
                  recognizer: Stage[SpeechRecognizer], wake: Stage[WakeWordDetector],
                  start_turn: Callable[[Trigger, float], Turn | None],
-                 ask: Callable[[Turn], None]) -> None:
+                 ask: Callable[[Turn], None], ears: Ears | None = None) -> None:
         self.settings = settings
+        self.ears = ears or Ears.webrtc(settings)
         self.ledger = ledger
         self.voice = voice
         self.microphone = microphone
@@ -79,6 +118,11 @@ class ListenStage:
         self._ask = ask
         self._hearing: Turn | None = None
         self._endpointer: Endpointer | None = None
+        self._barge_in: Endpointer | None = None
+        self._barge_in_built = False
+        self._answering: Turn | None = None
+        """The turn `_while_answering` last heard (a new one resets the barge-in VAD)."""
+        self.guard = SelfTriggerGuard(settings.wake.phrase)
 
     # ---- capture thread --------------------------------------------------------------
 
@@ -111,8 +155,16 @@ class ListenStage:
             return False
         if state == State.IDLE:
             return self.wake.component is not None or self.mode is StartMode.HANDS_FREE
-        # THINKING / SPEAKING: half duplex unless the wake word may barge in
-        return self.settings.audio.listen_while_speaking and self.wake.component is not None
+        # THINKING / SPEAKING: an echo-cancelled signal is heard; otherwise half duplex
+        # unless the wake word may barge in
+        return self.echo_cancelled or (self.settings.audio.listen_while_speaking
+                                       and self.wake.component is not None)
+
+    @property
+    def echo_cancelled(self) -> bool:
+        """The microphone records the sound server's echo-cancelled signal."""
+        mic = self.microphone.component
+        return mic is not None and mic.echo_cancelled
 
     # ---- listen thread ---------------------------------------------------------------
 
@@ -151,6 +203,11 @@ class ListenStage:
         self._hearing = None
 
     def _microphone_audio(self, chunk: AudioChunk) -> None:
+        current = self.ledger.current
+        if current is not None and current.voice is Voice.SPEAKING:
+            self.guard.reply(current.reply_text)
+        else:
+            self.guard.silent()
         turn = self._hearing
         if turn is not None:
             if turn.trigger.live:
@@ -173,21 +230,48 @@ class ListenStage:
                         self._hear(turn, event.audio, endpoint=False)
 
     def _while_answering(self, chunk: AudioChunk) -> None:
-        """Audio heard while Hearth thinks or speaks: the wake word barges in."""
-        if self.wake.component is not None:
-            self._spot_wake_word(chunk)
+        """Audio heard while Hearth thinks or speaks: the wake word barges in (at a
+        stricter probability without echo cancellation), and on an echo-cancelled signal
+        so does speech (the person's words so far go to the recognizer)."""
+        cancelled = self.echo_cancelled
+        if self.wake.component is not None and self._spot_wake_word(chunk, strict=not cancelled):
+            return
+        detector = self._barge_in_detector() if cancelled else None
+        if detector is None:
+            return
+        if self._answering is not self.ledger.current:
+            self._answering = self.ledger.current
+            detector.reset()
+        for event in detector.process(chunk):
+            if event.kind == VadEventKind.SPEECH_START:
+                turn = self._start_turn(Trigger.VAD, time.monotonic())
+                if turn is not None:
+                    self._vad().reset()
+                    self.begin(turn)
+                    self._hear(turn, event.audio)
+                return
 
-    def _spot_wake_word(self, chunk: AudioChunk) -> None:
+    def _barge_in_detector(self) -> Endpointer | None:
+        if not self._barge_in_built:
+            self._barge_in_built = True
+            self._barge_in = self.ears.barge_in(self._need_recognizer().sample_rate)
+        return self._barge_in
+
+    def _spot_wake_word(self, chunk: AudioChunk, strict: bool = False) -> bool:
+        """Feed the wake-word detector; True when it started a turn."""
         wake = self.wake.component
         if wake is None:
-            return
+            return False
         self.part = self.wake
-        detected = wake.process(chunk)
+        wake.set_strict(strict)
+        detected = wake.process(chunk) and self.guard.allows()
         self.part = self.recognizer
         if detected:
             turn = self._start_turn(Trigger.WAKE_WORD, time.monotonic())
             if turn is not None:
                 self.begin(turn)
+                return True
+        return False
 
     def _hear(self, turn: Turn, chunk: AudioChunk, endpoint: bool = True) -> None:
         """Feed the recognizer; `endpoint` also feeds the endpointer (wake/VAD turns)."""
@@ -231,10 +315,7 @@ class ListenStage:
 
     def _vad(self) -> Endpointer:
         if self._endpointer is None:
-            v = self.settings.vad
-            self._endpointer = Endpointer(
-                self._need_recognizer().sample_rate, v.aggressiveness, v.energy_threshold,
-                v.pre_roll_ms, v.end_silence_ms, max_utterance_seconds=v.max_utterance_seconds)
+            self._endpointer = self.ears.endpointer(self._need_recognizer().sample_rate)
         return self._endpointer
 
 

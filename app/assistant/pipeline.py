@@ -25,7 +25,7 @@ from typing import Any
 from app.assistant import beeps
 from app.assistant.bus import Callback, EventBus
 from app.assistant.frames import FileAudio, ListenEnd, ListenStart
-from app.assistant.listen import ListenStage
+from app.assistant.listen import Ears, ListenStage
 from app.assistant.recorder import HistoryRecorder
 from app.assistant.reply import ReplyStage, Skills
 from app.assistant.stage import Stages
@@ -62,7 +62,8 @@ class Assistant:
     callable building a fresh instance, used by the supervisor to rebuild a stage that
     failed; without one, the stage is reset and reused. `warm_up` has the
     engine evaluate the system prompt at start, so the first turn finds it cached.
-    `skills` answer what they understand before the engine is asked.
+    `skills` answer what they understand before the engine is asked. `ears` tell speech
+    from silence (default: WebRTC's VAD and no barge-in by speech).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class Assistant:
         factories: Mapping[str, Callable[[], Any]] | None = None,
         warm_up: bool = True,
         skills: Skills | None = None,
+        ears: Ears | None = None,
     ) -> None:
         self.settings = settings
         self._stages = Stages.of(
@@ -102,7 +104,8 @@ class Assistant:
         self._listen = ListenStage(
             settings, self._ledger, self.bus.emit, self._voice,
             microphone=self._stages.microphone, recognizer=self._stages.recognizer,
-            wake=self._stages.wake, start_turn=self._start_voice_turn, ask=self._reply.ask)
+            wake=self._stages.wake, start_turn=self._start_voice_turn, ask=self._reply.ask,
+            ears=ears)
         self._supervisor = Supervisor(settings, self._ledger, self._stages, self._listen,
                                       self._reply, self._voice, emit=self.bus.emit,
                                       tell_once=self.bus.tell_once, interrupt=self._interrupt)

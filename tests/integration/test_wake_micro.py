@@ -69,8 +69,9 @@ def test_micro_ignores_other_speech_and_strict_mode_demands_more(tmp_path: Path)
                              "and hey, what about Jarvis?")
     detector = MicroWakeWordDetector("okay nabu")
     assert feed(detector, padded(other)) == []
+    assert detector.current_cutoff() == detector.cutoff == 0.85  # clean: the model's own
     detector.set_strict(True)
-    assert detector._active_cutoff > detector.cutoff
+    assert detector.current_cutoff() == pytest.approx(0.925)
     detector.close()
 
 
