@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 Callback = Callable[[Event], None]
 
+LAST_EVENTS_SECONDS = 5.0
+"""`close` waits at least this long: the history recorder's last write must land before
+whoever owns the history closes it."""
+
 
 class EventBus:
     """Subscribe callbacks, emit events from any thread; `start` the dispatcher once."""
@@ -52,10 +56,11 @@ class EventBus:
         self._thread.start()
 
     def close(self, timeout: float) -> None:
-        """Deliver what is queued (and what subscribers emit meanwhile), then stop."""
+        """Deliver what is queued (and what subscribers emit meanwhile), then stop; waits
+        `timeout`, but at least `LAST_EVENTS_SECONDS`."""
         self._queue.put(Stop())
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(max(LAST_EVENTS_SECONDS, timeout))
 
     def _run(self) -> None:
         stopping = False

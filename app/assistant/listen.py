@@ -20,16 +20,15 @@ second after, the room's echo).
 
 from __future__ import annotations
 
-import enum
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from app.assistant import beeps
+from app.assistant.ears import Ears, StartMode
 from app.assistant.frames import FileAudio, ListenItem, ListenStart, MicAudio, Stop
 from app.assistant.stage import Stage
 from app.assistant.turn import Trigger, Turn, TurnLedger, Voice
@@ -42,51 +41,6 @@ from speech.io import AudioSource
 from speech.stt import SpeechRecognizer
 from speech.vad import Endpointer, VadEventKind
 from speech.wake import SelfTriggerGuard, WakeWordDetector
-
-
-class StartMode(enum.Enum):
-    """What starts a spoken turn besides a press (the `[assistant] trigger` setting)."""
-
-    PRESS = "press"
-    """Push-to-talk or the button; the wake word too when it is enabled."""
-    WAKE_WORD = "wake-word"
-    HANDS_FREE = "hands-free"
-    """Speech detected by the VAD while idle."""
-
-    @classmethod
-    def of(cls, settings: Settings) -> StartMode:
-        trigger = settings.assistant.trigger
-        return cls(trigger) if trigger in ("wake-word", "hands-free") else cls.PRESS
-
-
-@dataclass(frozen=True)
-class Ears:
-    """How the listen stage tells speech from silence, for audio at a given rate."""
-
-    endpointer: Callable[[int], Endpointer]
-    """Ends endpointed turns and starts hands-free ones."""
-    barge_in: Callable[[int], Endpointer | None]
-    """Hears a person talking over Hearth's echo-cancelled voice (its SPEECH_START);
-    None when it cannot be told apart."""
-
-    @classmethod
-    def webrtc(cls, settings: Settings) -> Ears:
-        """WebRTC's VAD with the [vad] settings, no barge-in by speech (for fakes)."""
-        v = settings.vad
-
-        def endpointer(rate: int) -> Endpointer:
-            return Endpointer(rate, v.aggressiveness, v.energy_threshold, v.pre_roll_ms,
-                              v.end_silence_ms, max_utterance_seconds=v.max_utterance_seconds)
-
-        return cls(endpointer, lambda rate: None)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Ears:
-        """[vad] engine (Silero by default) and Silero barge-in (what `hearth` runs)."""
-        from app.speech_setup import build_barge_in_detector, build_endpointer
-
-        return cls(lambda rate: build_endpointer(settings, rate),
-                   lambda rate: build_barge_in_detector(settings, rate))
 
 
 class ListenStage:

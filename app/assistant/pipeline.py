@@ -24,8 +24,9 @@ from typing import Any
 
 from app.assistant import beeps
 from app.assistant.bus import Callback, EventBus
+from app.assistant.ears import Ears
 from app.assistant.frames import FileAudio, ListenEnd, ListenStart
-from app.assistant.listen import Ears, ListenStage
+from app.assistant.listen import ListenStage
 from app.assistant.recorder import HistoryRecorder
 from app.assistant.reply import ReplyStage, Skills
 from app.assistant.stage import Stages
@@ -47,10 +48,6 @@ from speech.wake import WakeWordDetector
 
 _FILE_BLOCK_SECONDS = 0.1
 """File audio is fed to the recognizer in blocks of this length (as fast as it takes)."""
-_LAST_WRITE_SECONDS = 5.0
-"""`shutdown()` waits at least this long for the events (and history writes) to finish."""
-_CLOSE_WAIT_SECONDS = 30.0
-"""`close()` waits this long for each stage thread to leave its component."""
 
 
 class Assistant:
@@ -190,15 +187,14 @@ class Assistant:
             if not turn.finished:
                 self._interrupt(turn)
         self._supervisor.stop(deadline)
-        # the recorder's last write must land before the caller closes the history
-        self.bus.close(max(_LAST_WRITE_SECONDS, deadline - time.monotonic()))
+        self.bus.close(deadline - time.monotonic())
 
     def close(self) -> None:
         """`shutdown()` if still running, then release every stage (models, devices).
         The history is left open: it belongs to whoever passed it in."""
         if self._started and not self._supervisor.stopping.is_set():
             self.shutdown()
-        self._supervisor.release(_CLOSE_WAIT_SECONDS)
+        self._supervisor.release()
 
     # ---- control actions (any thread; none waits on disk or on a stage) --------------
 

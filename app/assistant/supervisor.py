@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 FAILURE_PAUSE_SECONDS = 0.2
 """Pause before a failed stage's loop restarts, so a permanent fault cannot spin a core."""
+CLOSE_WAIT_SECONDS = 30.0
+"""Closing waits this long for each stage thread to leave its component."""
 MIC_RETRY_FIRST_SECONDS = 1.0
 MIC_RETRY_MAX_SECONDS = 5.0
 """A lost microphone is reopened at once, then after 1, 2, 4, 5, 5, ... s until it works."""
@@ -92,7 +94,7 @@ class Supervisor:
         for thread in self.threads:
             thread.join(max(0.1, deadline - time.monotonic()))
 
-    def release(self, wait_seconds: float) -> None:
+    def release(self, wait_seconds: float = CLOSE_WAIT_SECONDS) -> None:
         """Close every component (and the skills), each once its thread has left it (up
         to `wait_seconds` per thread): a slow engine call ends at its next cancel check,
         and freeing a model under it would crash."""
