@@ -35,7 +35,7 @@ QUICK_CONFIG = """\
 # Written by tests/acceptance: greedy and short, so replies are quick and repeatable.
 [engine]
 temperature = 0.0
-max_tokens = 40
+max_tokens = 24
 """
 """The config a temporary home holds unless a test writes another."""
 
