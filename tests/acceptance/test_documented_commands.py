@@ -232,11 +232,13 @@ def test_documented_line_parses(command: DocCommand, hearth: Path, home: Home,
     for variant in command.variants():
         argv = [*fill_in(variant, command, home, question_wav), "--config", str(broken)]
         done = run_hearth(argv, home, timeout=60)
-        for _ in range(4):  # a numeric placeholder (`--port N`) gets a number
+        for _ in range(4):  # a numeric placeholder (`--port N`, `cancel ID`) gets a number
             bad = re.search(r"invalid (?:int|float) value: '([^']+)'", done.stderr)
-            if bad is None or bad.group(1) not in variant:
+            numeric = [i for i, a in enumerate(argv[:len(variant)])
+                       if bad and a == bad.group(1) and variant[i] != variant[i].lower()]
+            if not numeric:
                 break
-            argv = [("1" if a == bad.group(1) else a) for a in argv]
+            argv = [("1" if i in numeric else a) for i, a in enumerate(argv)]
             done = run_hearth(argv, home, timeout=60)
         shown = f"hearth {' '.join(argv)} ({command.where}): {done.stderr[-600:]}"
         assert "usage:" not in done.stderr, shown
