@@ -16,7 +16,10 @@ main process and in each worker:
 Configurations alternate within each round so that load from other processes hits all
 alike; the median decode speed of the rounds is reported. "added ms/token per worker" is
 (ms per token split - ms per token local) / workers: what each network hop costs on
-loopback, with the layers' compute moved, not added. All runs must give the same text.
+loopback, with the layers' compute moved, not added. The wall clock swings on a shared
+machine, so the CPU time of all processes involved (main, workers, proxies) per token
+is reported too: steadier, and what the hops cost in work. All runs must give the same
+text.
 On a real network add about one round trip per worker per token. The round trip of one
 small RPC command is measured too, to a bare ggml-rpc-server and through `hearth worker`
 (what its allow-list proxy adds per hop), and how long after a worker is killed or
@@ -62,8 +65,9 @@ def _wait_port(port: int, timeout_seconds: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def _servers(count: int, hearth: bool) -> Iterator[list[str]]:
-    """`count` workers on loopback: bare ggml-rpc-servers or `hearth worker`s."""
+def _servers(count: int, hearth: bool) -> Iterator[tuple[list[str], list[int]]]:
+    """`count` workers on loopback (bare ggml-rpc-servers or `hearth worker`s): their
+    addresses and process ids."""
     processes: list[subprocess.Popen[bytes]] = []
     addresses: list[str] = []
     try:
@@ -80,7 +84,7 @@ def _servers(count: int, hearth: bool) -> Iterator[list[str]]:
             _wait_port(port)
             addresses.append(f"127.0.0.1:{port}")
         time.sleep(0.5)  # a hearth worker prints "listening" once its proxy accepts
-        yield addresses
+        yield addresses, [p.pid for p in processes]
     finally:
         for process in processes:
             process.terminate()
@@ -116,22 +120,40 @@ def _recv(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def _run(config: EngineConfig, workers: list[str], tokens: int) -> dict[str, object]:
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and all their children."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        process = psutil.Process(pid)
+        for p in (process, *process.children(recursive=True)):
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def _run(config: EngineConfig, workers: list[str], tokens: int,
+         server_pids: list[int]) -> dict[str, object]:
     if workers:
         engine = SubprocessChatEngine("engine.rpc:load_rpc_engine", (config, workers),
                                       label="the cluster engine")
     else:
         engine = SubprocessChatEngine("engine.llama_cpp:LlamaCppEngine", (config,))
+    pids = [p for p in (engine.pid, *server_pids) if p]
     try:
+        cpu_before = _cpu_seconds(pids)
         text = "".join(engine.chat(PROMPT, GenerationOptions(
             max_tokens=tokens, temperature=0.0, repeat_penalty=1.0)))
+        cpu = _cpu_seconds(pids) - cpu_before
         stats = engine.last_stats
         assert stats is not None
     finally:
         engine.close()
     return {"text": text, "tokens": stats.generated_tokens,
             "decode_tokens_per_second": stats.decode_tokens_per_second,
-            "prompt_ms": stats.prompt_ms}
+            "prompt_ms": stats.prompt_ms,
+            "cpu_ms_per_token": 1000.0 * cpu / max(1, stats.generated_tokens)}
 
 
 CONFIGS = {"local": (0, False), "1 worker": (1, False), "2 workers": (2, False),
@@ -149,7 +171,7 @@ def _fault_seconds(model: Path, fault: str) -> tuple[float, str]:
     from app.cluster import build_cluster_engine
     from app.config import settings_from_dict
 
-    with _servers(2, True) as workers:
+    with _servers(2, True) as (workers, _pids):
         settings = settings_from_dict({
             "engine": {"backend": "llama-cpp", "model": str(model), "threads": 1,
                        "context_length": 512},
@@ -179,11 +201,11 @@ def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
     samples: dict[str, list[dict[str, object]]] = {name: [] for name in CONFIGS}
     for _ in range(rounds):
         for name, (count, hearth) in CONFIGS.items():
-            with _servers(count, hearth) as workers:
-                samples[name].append(_run(config, workers, tokens))
+            with _servers(count, hearth) as (workers, pids):
+                samples[name].append(_run(config, workers, tokens, pids))
     round_trips = {}
     for name, hearth in (("ggml-rpc-server", False), ("hearth worker", True)):
-        with _servers(1, hearth) as workers:
+        with _servers(1, hearth) as (workers, _pids):
             round_trips[name] = round(_round_trips_ms(workers[0], 2000), 4)
     faults = {}
     for fault in ("killed", "frozen"):
@@ -196,7 +218,9 @@ def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
         rows[name] = {"workers": CONFIGS[name][0], "decode_tokens_per_second": round(tps, 2),
                       "ms_per_token": round(1000.0 / tps, 3),
                       "prompt_ms": round(statistics.median(float(r["prompt_ms"])
-                                                           for r in runs), 1)}
+                                                           for r in runs), 1),
+                      "cpu_ms_per_token": round(statistics.median(
+                          float(r["cpu_ms_per_token"]) for r in runs), 3)}
     local_ms = rows["local"]["ms_per_token"]
     for row in rows.values():
         n = row["workers"]
@@ -204,6 +228,9 @@ def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
                                       / rows["local"]["decode_tokens_per_second"], 3)
         row["added_ms_per_token_per_worker"] = (
             round((row["ms_per_token"] - local_ms) / n, 3) if n else 0.0)
+        row["added_cpu_ms_per_token_per_worker"] = (
+            round((row["cpu_ms_per_token"] - rows["local"]["cpu_ms_per_token"]) / n, 3)
+            if n else 0.0)
     report = {
         "model": model.name, "tokens": tokens, "rounds": rounds, "threads": 1,
         "machine": f"{platform.machine()}, {platform.processor() or platform.system()}",
@@ -212,12 +239,14 @@ def run_cluster_bench(model: Path, tokens: int = 64, rounds: int = 3) -> int:
     }
     lines = [f"# Cluster (llama.cpp RPC over loopback): {model.name}, {tokens} tokens, "
              f"median of {rounds}", "",
-             "| run | tokens/s | ms/token | vs local | added ms/token per worker | prompt ms |",
-             "|---|---|---|---|---|---|"]
+             "| run | tokens/s | ms/token | vs local | added ms/token per worker | "
+             "CPU ms/token (all processes) | added CPU ms/token per worker | prompt ms |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         lines.append(f"| {name} | {row['decode_tokens_per_second']} | {row['ms_per_token']} "
                      f"| {row['ratio_to_local']} | {row['added_ms_per_token_per_worker']} "
-                     f"| {row['prompt_ms']} |")
+                     f"| {row['cpu_ms_per_token']} | "
+                     f"{row['added_cpu_ms_per_token_per_worker']} | {row['prompt_ms']} |")
     lines += ["", f"Same greedy text in every run: {report['same_text_everywhere']}", "",
               "Round trip of one small RPC command over loopback (median of 2000): "
               + ", ".join(f"{k} {v} ms" for k, v in round_trips.items()), ""]
