@@ -215,9 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--noisy-hours", type=float, default=2.0,
                    help="hours of that speech again in pink noise at 10 dB SNR")
     b.add_argument("--no-live", action="store_true", help="skip the PulseAudio detection run")
-    b = bsub.add_parser("live", help="hands-free latency through PulseAudio: end of speech to "
-                                     "first audio, and the endpointing trade-off")
-    b.add_argument("--turns", type=int, default=10)
+    b = bsub.add_parser("live", help="hands-free latency through PulseAudio (end of speech to "
+                                     "first audio), the endpointing trade-off, voice barge-in")
+    b.add_argument("--turns", type=int, default=10, help="live hands-free turns")
+    b.add_argument("--replies", type=int, default=50,
+                   help="spoken replies with nobody talking (self-interruption check)")
+    b.add_argument("--trials", type=int, default=5, help="voice barge-ins of each kind")
     b = bsub.add_parser("cluster", help="tokens/s split across two loopback RPC workers vs "
                                         "local, and the milliseconds each worker adds")
     b.add_argument("--model", type=Path, metavar="PATH", help="GGUF file (default: bundled)")

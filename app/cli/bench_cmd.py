@@ -52,7 +52,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return int(_bench_module("wake").run_wake_bench(args.hours, live=not args.no_live,
                                                         noisy_hours=args.noisy_hours))
     if args.bench_command == "live":
-        return int(_bench_module("live_latency").run_live_bench(args.turns))
+        return int(_bench_module("live_latency").run_live_bench(args.turns, args.replies,
+                                                                args.trials))
     if args.bench_command == "cluster":
         from app.models.store import ModelStore
 

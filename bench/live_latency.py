@@ -1,0 +1,391 @@
+"""Hands-free, live: endpointing trade-off, end of speech -> first audio, and voice barge-in.
+
+Run: `hearth bench live [--turns 10] [--replies 50]` or `python -m bench.live_latency`.
+
+(a) Endpointing (files, no sound card). Spoken requests (Piper, with the pauses of their
+    commas) and the LibriVox clips of pocketsphinx-testdata, each in quiet pink noise
+    (30 dB below the speech), go through the endpointer for each engine (Silero, WebRTC)
+    and `end_silence_ms`. Clipped: the first end of speech came more than 150 ms before
+    the true end (the utterance was cut at an inner pause). Delay: the end's detection
+    after the true end. Picks the default: the shortest setting that clipped nothing.
+
+(b) Live latency. `build_assistant` in hands-free mode (the bundled stack: PocketSphinx,
+    SmolLM2 on llama.cpp, Piper) records from and plays into a private PulseAudio
+    daemon; each question is played into the microphone sink with paplay, and the
+    speaker sink's monitor is read as it fills. Total: the true end of the question
+    (playback start + where its audio ends) -> the first reply audio arriving at the
+    speaker sink. Broken into endpointing (-> end of input), final transcript, first
+    token, first audio (synthesized) and playback. Target: median <= 800 ms.
+
+(c) Barge-in by voice, with module-echo-cancel and a loopback from the speaker into the
+    microphone (an echo path): during a spoken reply a question (or "Okay Nabu") is
+    played into the microphone; the figure is the start of that speech -> the reply's
+    SpeechFinished (the speaker stream aborted). Target: 300 ms (the rule itself waits
+    for 250 ms of speech). Then `--replies` spoken replies with nobody talking: Hearth
+    must never interrupt itself.
+
+Writes bench/results/live.json and bench/results/live.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.latency import percentile  # noqa: E402
+from bench.wake import LIBRIVOX, RATE, pink_noise  # noqa: E402
+from speech.audio import AudioChunk  # noqa: E402
+from speech.resample import resample  # noqa: E402
+from speech.vad import Endpointer, VadEventKind  # noqa: E402
+from speech.wav import read_wav, write_wav  # noqa: E402
+
+REQUESTS = (
+    "What is the capital of France?",
+    "Set a timer for ten minutes, please.",
+    "How many days are in a week?",
+    "Tell me, what is the weather like today?",
+    "Remind me, in one hour, to call my sister.",
+    "What color is the sky?",
+    "Who wrote Romeo and Juliet?",
+    "Turn on the kitchen light, and then, turn off the radio.",
+    "How far away is the moon?",
+    "What time is it?",
+)
+END_SILENCES_MS = (200, 300, 400, 500, 600, 800)
+CLIP_TOLERANCE_SECONDS = 0.15
+TARGET_TOTAL_MS = 800.0
+TARGET_BARGE_IN_MS = 300.0
+STORY = "Tell me a long story about a dragon who lives in a castle by the sea."
+LOUD = 300
+"""int16 amplitude that counts as sound (not silence) at the speaker sink."""
+
+
+def _true_end(audio: AudioChunk) -> float:
+    """Seconds to the end of the speech in `audio`: the last 10 ms step louder than 10 %
+    of the loudest."""
+    step = RATE // 100
+    steps = audio.samples[:audio.frames // step * step].astype(np.float64).reshape(-1, step)
+    loudness = np.sqrt(np.mean(steps ** 2, axis=1))
+    loud = np.flatnonzero(loudness > 0.1 * loudness.max())
+    return float((loud[-1] + 1) * step / RATE)
+
+
+def _synthesize(texts: Sequence[str]) -> list[AudioChunk]:
+    from app.config import Settings
+    from app.speech_setup import build_synthesizer
+
+    voice = build_synthesizer(Settings())
+    spoken = [resample(AudioChunk.concatenate(list(voice.synthesize(t, threading.Event()))),
+                       RATE) for t in texts]
+    voice.close()
+    return spoken
+
+
+def endpointing_tradeoff(utterances: list[tuple[str, AudioChunk]]) -> list[dict[str, Any]]:
+    """(a): one row per engine and end_silence_ms."""
+    rng = np.random.default_rng(3)
+    padded = []
+    for label, audio in utterances:
+        speech = audio.samples.astype(np.float64)
+        rms = float(np.sqrt(np.mean(speech ** 2)))
+        body = np.concatenate([np.zeros(round(0.8 * RATE)), speech, np.zeros(round(1.5 * RATE))])
+        noisy = body + pink_noise(len(body), rng) * rms / 10 ** (30 / 20)
+        padded.append((label, AudioChunk(np.clip(np.round(noisy), -32768, 32767)
+                                         .astype(np.int16), RATE), 0.8 + _true_end(audio)))
+    rows = []
+    for engine in ("silero", "webrtc"):
+        for end_ms in END_SILENCES_MS:
+            delays, clipped, missed = [], 0, 0
+            for _, audio, true_end in padded:
+                endpointer = Endpointer(RATE, end_silence_ms=end_ms, engine=engine)
+                ends = []
+                for i in range(0, audio.frames, 480):
+                    ends += [e for e in endpointer.process(AudioChunk(audio.samples[i:i + 480],
+                                                                      RATE))
+                             if e.kind == VadEventKind.SPEECH_END]
+                if not ends:
+                    missed += 1
+                elif ends[0].speech_seconds < true_end - CLIP_TOLERANCE_SECONDS:
+                    clipped += 1
+                else:
+                    delays.append((ends[0].stream_seconds - true_end) * 1000)
+            rows.append({"engine": engine, "end_silence_ms": end_ms,
+                         "utterances": len(padded), "clipped": clipped, "missed": missed,
+                         "delay_median_ms": round(statistics.median(delays), 1) if delays else None,
+                         "delay_p90_ms": round(percentile(delays, 0.9), 1) if delays else None})
+            print(f"  {engine:6} end_silence {end_ms:4} ms: clipped {clipped}/{len(padded)}, "
+                  f"missed {missed}, delay median {rows[-1]['delay_median_ms']} ms", flush=True)
+    return rows
+
+
+class SpeakerWatch:
+    """Reads the speaker sink's monitor as it fills; `first_sound_after(t)` is when the
+    first loud block arrived after monotonic time `t`."""
+
+    def __init__(self, server: Any) -> None:
+        self._proc = subprocess.Popen(
+            ["parec", f"--device={server.speaker_sink}.monitor", "--raw", "--format=s16le",
+             f"--rate={RATE}", "--channels=1", "--latency-msec=10"],
+            env=server.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._loud: list[float] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        stream = self._proc.stdout
+        assert stream is not None
+        while block := stream.read1(640):  # type: ignore[attr-defined]
+            samples = np.frombuffer(block[:len(block) // 2 * 2], dtype="<i2")
+            if samples.size and int(np.abs(samples.astype(np.int32)).max()) > LOUD:
+                self._loud.append(time.monotonic())
+
+    def first_sound_after(self, t: float) -> float | None:
+        return next((x for x in list(self._loud) if x > t), None)
+
+    def close(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(5)
+        self._thread.join(5)
+
+
+def _wait_for(events: list[Any], since: int, test: Callable[[Any], bool],
+              timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in events[since:]:
+            if test(event):
+                return event
+        time.sleep(0.01)
+    raise TimeoutError(f"no such event within {timeout} s")
+
+
+def _assistant(settings: Any) -> tuple[Any, list[Any]]:
+    from app.assistant.build import build_assistant
+
+    assistant, _ = build_assistant(settings, history=False)
+    events: list[Any] = []
+    assistant.subscribe(events.append)
+    assistant.start()
+    return assistant, events
+
+
+def _settings(**sections: dict[str, Any]) -> Any:
+    from app.config import settings_from_dict
+
+    base: dict[str, dict[str, Any]] = {
+        "engine": {"temperature": 0.0, "seed": 1, "max_tokens": 32},
+        "audio": {"input_device": "pulse", "output_device": "pulse", "beeps": False},
+        "history": {"enabled": False}}
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return settings_from_dict(base)
+
+
+def live_turns(turns: int, questions: list[AudioChunk], folder: Path) -> list[dict[str, Any]]:
+    """(b): hands-free turns through a private PulseAudio."""
+    from app.events import FinalTranscript, State, StateChanged, TurnMetrics
+    from tests.integration.pulse import PulseServer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    server = PulseServer(folder)
+    server.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        server.activate()
+        assistant, events = _assistant(_settings(assistant={"trigger": "hands-free"}))
+        watch = SpeakerWatch(server)
+        wavs = [write_wav(folder / f"q{i}.wav", q) for i, q in enumerate(questions)]
+        time.sleep(3.0)  # the engine's warm-up
+        for turn in range(turns + 1):
+            index = turn % len(questions)
+            since = len(events)
+            started = time.monotonic()
+            server.play_wav_to_mic(wavs[index])
+            speech_end = started + _true_end(questions[index])
+            metrics = _wait_for(events, since, lambda e: isinstance(e, TurnMetrics))
+            final = next(e for e in events[since:] if isinstance(e, FinalTranscript))
+            _wait_for(events, since, lambda e: isinstance(e, StateChanged)
+                      and e.state == State.IDLE)
+            heard = watch.first_sound_after(speech_end)
+            if turn == 0 or heard is None or not final.text:
+                continue  # the first turn warms the pages and sessions up
+            end_of_input = final.timestamp - metrics.stt_final_ms / 1000
+            row = {"question": REQUESTS[index], "heard": final.text,
+                   "endpointing_ms": round((end_of_input - speech_end) * 1000, 1),
+                   "final_transcript_ms": metrics.stt_final_ms,
+                   "first_token_ms": round(metrics.first_token_ms - metrics.stt_final_ms, 1),
+                   "first_audio_ms": round(metrics.first_audio_ms - metrics.first_token_ms, 1),
+                   "playback_ms": round((heard - end_of_input) * 1000 - metrics.first_audio_ms,
+                                        1),
+                   "total_ms": round((heard - speech_end) * 1000, 1)}
+            rows.append(row)
+            print(f"  turn {turn:2}: total {row['total_ms']:6.0f} ms = endpointing "
+                  f"{row['endpointing_ms']:.0f} + transcript {row['final_transcript_ms']:.0f}"
+                  f" + first token {row['first_token_ms']:.0f} + first audio "
+                  f"{row['first_audio_ms']:.0f} + playback {row['playback_ms']:.0f}"
+                  f"  ({final.text!r})", flush=True)
+        watch.close()
+        assistant.shutdown()
+        assistant.close()
+    finally:
+        server.stop()
+    return rows
+
+
+def barge_in(trials: int, replies: int, said: dict[str, AudioChunk],
+             folder: Path) -> dict[str, Any]:
+    """(c): voice barge-in latency and self-interruptions, with an echo canceller."""
+    from app.events import ReplyFinished, SpeechFinished, SpeechStarted, TurnStarted
+    from tests.integration.pulse import PulseServer
+    from tests.integration.test_barge_in_voice import load_echo_canceller
+
+    folder.mkdir(parents=True, exist_ok=True)
+    server = PulseServer(folder)
+    server.start()
+    figures: dict[str, list[float]] = {name: [] for name in said}
+    interrupted_itself = 0
+    try:
+        load_echo_canceller(server)
+        server.activate()
+        assistant, events = _assistant(_settings(engine={"max_tokens": 64},
+                                                 wake={"enabled": True}))
+        if not assistant.microphone.echo_cancelled:
+            raise RuntimeError("the echo canceller was not found")
+        wavs = {name: write_wav(folder / f"{i}.wav", audio)
+                for i, (name, audio) in enumerate(said.items())}
+        onsets = {name: float(np.argmax(np.abs(audio.samples.astype(np.int32)) > LOUD) / RATE)
+                  for name, audio in said.items()}
+        time.sleep(3.0)
+        for trial in range(trials):
+            for name, wav in wavs.items():
+                since = len(events)
+                assistant.submit_text(STORY)
+                speaking = _wait_for(events, since, lambda e: isinstance(e, SpeechStarted))
+                time.sleep(1.0 + 0.37 * trial % 1.0)
+                started = time.monotonic()
+                player = server.play_wav_to_mic(wav, wait=False)
+                stop = _wait_for(events, since, lambda e, t=speaking.turn_id: isinstance(
+                    e, SpeechFinished) and e.turn_id == t, timeout=30)
+                player.wait(30)
+                if stop.interrupted:
+                    figures[name].append(round((stop.timestamp - started - onsets[name])
+                                               * 1000, 1))
+                assistant.cancel()
+                time.sleep(0.5)
+        for _ in range(replies):
+            since = len(events)
+            assistant.submit_text(STORY)
+            done = _wait_for(events, since, lambda e: isinstance(e, SpeechFinished), 120)
+            _wait_for(events, since, lambda e: isinstance(e, ReplyFinished), 120)
+            barged = [e for e in events[since:] if isinstance(e, TurnStarted)
+                      and e.trigger in ("vad", "wake-word")]
+            interrupted_itself += int(done.interrupted or bool(barged))
+            time.sleep(0.3)
+        assistant.shutdown()
+        assistant.close()
+    finally:
+        server.stop()
+    result: dict[str, Any] = {"replies": replies, "interrupted_itself": interrupted_itself}
+    for name, values in figures.items():
+        result[name] = {"trials": trials, "stopped": len(values),
+                        "median_ms": round(statistics.median(values), 1) if values else None,
+                        "p90_ms": round(percentile(values, 0.9), 1) if values else None,
+                        "max_ms": max(values) if values else None}
+    return result
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    lines = ["# Hands-free: endpointing, live latency, voice barge-in", "",
+             f"{result['meta']['machine']} ({result['meta']['cpus']} CPUs), "
+             f"{result['meta']['when']}, load average {result['meta']['load']}", "",
+             "## Endpointing trade-off (requests in quiet noise + LibriVox)", "",
+             "| engine | end_silence_ms | clipped | delay median ms | delay p90 ms |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in result["endpointing"]:
+        lines.append(f"| {r['engine']} | {r['end_silence_ms']} | {r['clipped']}/"
+                     f"{r['utterances']} | {r['delay_median_ms']} | {r['delay_p90_ms']} |")
+    live = result.get("live")
+    if live:
+        lines += ["", f"## End of speech -> first audio at the speaker ({len(live['turns'])} "
+                      "hands-free turns through PulseAudio)", "",
+                  "| part | median ms | p90 ms |", "| --- | --- | --- |"]
+        for key, figures in live["summary"].items():
+            lines.append(f"| {key} | {figures['median']} | {figures['p90']} |")
+        lines.append(f"\nTarget: total median <= {TARGET_TOTAL_MS:.0f} ms.")
+    barge = result.get("barge_in")
+    if barge:
+        lines += ["", "## Voice barge-in (module-echo-cancel, echo path into the microphone)",
+                  "", "| said over the reply | stopped | median ms | p90 ms | max ms |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, r in barge.items():
+            if isinstance(r, dict):
+                lines.append(f"| {name} | {r['stopped']}/{r['trials']} | {r['median_ms']} | "
+                             f"{r['p90_ms']} | {r['max_ms']} |")
+        lines.append(f"\nFrom the start of the speech to the reply's audio stopped (target "
+                     f"{TARGET_BARGE_IN_MS:.0f} ms). Self-interruptions over {barge['replies']}"
+                     f" spoken replies with nobody talking: {barge['interrupted_itself']}.")
+    return "\n".join(lines) + "\n"
+
+
+def run_live_bench(turns: int = 10, replies: int = 50, trials: int = 5) -> int:
+    result: dict[str, Any] = {"meta": {"machine": platform.machine(), "cpus": os.cpu_count(),
+                                       "when": time.strftime("%Y-%m-%d %H:%M"),
+                                       "load": ", ".join(f"{x:.1f}" for x in os.getloadavg())}}
+    spoken = _synthesize(REQUESTS)
+    librivox = [(p.stem, resample(read_wav(p), RATE)) for p in sorted(LIBRIVOX.glob("*.wav"))]
+    print("endpointing trade-off ...", flush=True)
+    result["endpointing"] = endpointing_tradeoff(list(zip(REQUESTS, spoken, strict=True))
+                                                 + librivox)
+    with tempfile.TemporaryDirectory(prefix="hearth-live-") as tmp:
+        if turns:
+            print("live turns ...", flush=True)
+            rows = live_turns(turns, spoken, Path(tmp) / "live")
+            keys = ("endpointing_ms", "final_transcript_ms", "first_token_ms",
+                    "first_audio_ms", "playback_ms", "total_ms")
+            result["live"] = {"turns": rows, "summary": {
+                k: {"median": round(statistics.median(r[k] for r in rows), 1),
+                    "p90": round(percentile([r[k] for r in rows], 0.9), 1)} for k in keys}}
+        if trials or replies:
+            print("barge-in ...", flush=True)
+            said = dict(zip(("question", "okay nabu"),
+                            _synthesize(("What is the capital of France?", "Okay Nabu.")),
+                            strict=True))
+            result["barge_in"] = barge_in(trials, replies, said, Path(tmp) / "barge")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "live.json").write_text(json.dumps(result, indent=2) + "\n")
+    markdown = _markdown(result)
+    (RESULTS / "live.md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=10, help="live hands-free turns")
+    parser.add_argument("--replies", type=int, default=50,
+                        help="spoken replies with nobody talking (self-interruption check)")
+    parser.add_argument("--trials", type=int, default=5, help="barge-ins of each kind")
+    args = parser.parse_args(argv)
+    return run_live_bench(args.turns, args.replies, args.trials)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
