@@ -6,6 +6,7 @@ unless asked, peers outside --allow refused, ggml-rpc-server restarted when it d
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,8 +19,10 @@ import psutil
 import pytest
 
 from app.cluster import ClusterChatEngine, build_cluster_engine
+from app.config import settings_from_dict
+from app.errors import ConfigError
 from engine.base import ChatMessage, GenerationOptions
-from engine.rpc import WorkerUnreachableError, probe_worker
+from engine.rpc import Endpoint, WorkerUnreachableError, probe_worker, tensor_split
 from tests.integration.cluster_workers import ROOT, Worker, cluster_settings, free_port
 
 QUESTION = [ChatMessage("user", "Tell me a long story about a lighthouse keeper.")]
@@ -183,3 +186,30 @@ def test_the_worker_restarts_its_server_and_refuses_a_wildcard_address() -> None
          "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1
     assert "listens on every network interface" in refused.stderr
+
+
+def test_hearth_ask_answers_locally_and_says_so_when_no_worker_answers(
+        smollm2_q8_gguf: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[history]\nenabled = false\n[engine]\nmodel = "{smollm2_q8_gguf}"\n'
+                      f'[cluster]\nworkers = ["127.0.0.1:{free_port()}"]\n'
+                      "connect_timeout_seconds = 1.0\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--config", str(config), "ask", "--json", "--text",
+         "Hello!", "--max-tokens", "8"], cwd=ROOT, capture_output=True, text=True,
+        timeout=HANG_GUARD_SECONDS)
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)["reply"]
+    assert reply.startswith("(The cluster could not start: worker 127.0.0.1:")
+    assert "This machine answers with SmolLM2-135M-Instruct.Q8_0.gguf.)" in reply
+    assert "the cluster could not start" in done.stderr  # logged as a warning too
+
+
+def test_worker_addresses_and_splits() -> None:
+    assert str(Endpoint.parse("192.168.1.21:50052")) == "192.168.1.21:50052"
+    for bad in ("192.168.1.21", "host:0", ":50052", "[::1]:50052", "pi:port"):
+        with pytest.raises(ValueError):
+            Endpoint.parse(bad)
+    assert tensor_split([4 * 2**30, 4 * 2**30, 8 * 2**30]) == [0.25, 0.25, 0.5]
+    with pytest.raises(ConfigError, match=r"cluster\.workers"):
+        settings_from_dict({"cluster": {"workers": ["pi.local"]}})
