@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -165,10 +167,25 @@ def test_the_worker_refuses_a_second_loopback_address_not_allowed() -> None:
         worker.stop()
 
 
+def ignores_sigpipe(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    ignored = int(next(line.split()[1] for line in status.splitlines()
+                       if line.startswith("SigIgn:")), 16)
+    return bool(ignored & (1 << (signal.SIGPIPE - 1)))
+
+
 def test_the_worker_restarts_its_server_and_refuses_a_wildcard_address() -> None:
     worker = Worker()
     try:
         first = worker.rpc_pid
+        assert ignores_sigpipe(first)
+        # Clients that leave before their answer: the server writes into closed sockets.
+        host, port = worker.address.split(":")
+        for _ in range(20):
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                sock.sendall(struct.pack("<BQ", 14, 24) + bytes(24))
+        probe_worker(worker.address, 2.0)
+        assert worker._rpc_pid() == first
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + HANG_GUARD_SECONDS
         while True:
