@@ -180,6 +180,10 @@ def _zh_tokens(text: str) -> list[str | float] | None:
     return tokens
 
 
+_HOMOPHONES = {"to": "two", "too": "two", "for": "four", "won": "one", "ate": "eight"}
+"""An operand heard as a word that sounds like a number ("what is two plus to")."""
+
+
 def _operand(text: str, language: str, tokens: list[str | float]) -> bool:
     """Append the number in `text` (if any); False when `text` is not a number."""
     text = text.strip()
@@ -187,7 +191,7 @@ def _operand(text: str, language: str, tokens: list[str | float]) -> bool:
         text = text.removeprefix("the ")
     if not text:
         return True
-    value = parse_number(text, language)
+    value = parse_number(_HOMOPHONES.get(text, text) if language == "en" else text, language)
     if value is None:
         return False
     tokens.append(value)

@@ -191,8 +191,8 @@ class SkillSet:
             return ""
         name = str(raw).strip().lower()
         if match.language == "en":
-            for prefix in ("the ", "a ", "an ", "my "):
-                name = name.removeprefix(prefix)
+            for prefix in ("then ", "set ", "the ", "a ", "an ", "my "):  # "set an" heard
+                name = name.removeprefix(prefix)                          # as "then an"
             name = name.removesuffix(" timer")
         else:
             name = name.removesuffix("的").removeprefix("一个")

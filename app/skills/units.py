@@ -132,7 +132,8 @@ def parse_quantity(text: str, language: str) -> tuple[float, Unit] | None:
         if unit is None:
             continue
         number_text = " ".join(words[:split])
-        value = 1.0 if number_text in ("a", "an", "one") else parse_number(number_text, "en")
+        one = ("a", "an", "one", "the", "per")  # "how many ounces in the pound"
+        value = 1.0 if number_text in one else parse_number(number_text, "en")
         if value is not None:
             return value, unit
     return None

@@ -173,7 +173,7 @@ def _en_clock(text: str) -> ClockTime | None:
             break
     if "tomorrow" in text:
         return None
-    text = text.removesuffix(" oclock").strip()
+    text = text.removesuffix(" oclock").removesuffix(" a").strip()  # "six a a.m." heard
     hour, minute = _en_hour_minute(text)
     if hour is None or minute is None:
         return None
