@@ -47,6 +47,8 @@ STREAM_RESIDENT_SHARE = 0.15
 the pages the kernel reads ahead)."""
 MIN_PARTIAL_CACHE_SHARE = 0.1
 """Below this share of its float32 size, caching part of the weights is not worth it."""
+CATALOG_CONTEXT = 2048
+"""Tokens of context the catalog's memory figures were measured with (the default)."""
 PATH_MODEL_OVERHEAD = 1.2
 """A model given by path has no catalog figure: its file plus this much."""
 WHISPER_MIN_CORES = 2
@@ -153,6 +155,31 @@ def _catalog_bytes(catalog: Catalog, model_id: str) -> int:
     except CatalogError:  # a folder or .onnx path: no figure; count like the largest of kind
         return max((e.ram_bytes for e in catalog.entries if e.kind in ("stt", "tts")),
                    default=0)
+
+
+def context_bytes(path: Path | None, context_length: int, engine: str) -> int:
+    """What a KV cache of `context_length` tokens takes over (or under) the one of
+    CATALOG_CONTEXT tokens the catalog's figures were measured with: llama.cpp keeps K and
+    V in f16, the numpy engine in float32. The model's shape comes from its GGUF header;
+    0 when it cannot be read (a model not installed yet, another format)."""
+    if engine == "remote" or path is None or path.suffix != ".gguf" or not path.is_file():
+        return 0
+    from engine.errors import ModelFormatError
+    from engine.tokenizer.gguf_metadata import read_gguf_metadata
+
+    try:
+        meta = read_gguf_metadata(path)
+    except (ModelFormatError, OSError):
+        return 0
+    arch = meta.get("general.architecture", "llama")
+    layers = meta.get(f"{arch}.block_count", 0)
+    heads = meta.get(f"{arch}.attention.head_count", 0)
+    kv_heads = meta.get(f"{arch}.attention.head_count_kv", heads)
+    dim = meta.get(f"{arch}.embedding_length", 0)
+    if not (layers and heads and dim):
+        return 0
+    per_token = 2 * layers * kv_heads * (dim // heads) * (4 if engine == "numpy" else 2)
+    return (context_length - CATALOG_CONTEXT) * per_token
 
 
 # ---------------------------------------------------------------- the choice
@@ -486,8 +513,9 @@ def choose_stack(
         return recognizer_bytes(catalog, recognizer_model) + voice_bytes(catalog, voice,
                                                                           voice_model)
 
+    kv = context_bytes(path, settings.engine.context_length, backend)
     smallest = "stream" if backend == "numpy" else "mmap"
-    floor = RUNTIME_BYTES + engine_bytes(entry, backend, smallest, path)
+    floor = RUNTIME_BYTES + kv + engine_bytes(entry, backend, smallest, path)
     configured_stt = settings.stt.backend != "auto" or settings.stt.model != "auto"
     configured_tts = settings.tts.backend != "auto" or settings.tts.voice != "auto"
     # lighter speech first, before the engine loses speed
@@ -500,8 +528,8 @@ def choose_stack(
         c.reasons["recognizer"] = (f"Whisper would not fit in {format_bytes(c.budget)} with "
                                    "the rest of the stack, so PocketSphinx")
     others = RUNTIME_BYTES + speech()
-    mode, weights_budget = c.choose_memory_mode(backend, entry, path, others)
-    engine_need = engine_bytes(entry, backend, mode, path)
+    mode, weights_budget = c.choose_memory_mode(backend, entry, path, others + kv)
+    engine_need = engine_bytes(entry, backend, mode, path) + kv
     if mode == "auto":
         engine_need += weights_budget
     # [cluster] workers (issue 17, app/cluster.py): the model's layers live on the workers.

@@ -159,6 +159,15 @@ def test_without_llama_cpp_the_numpy_engine_runs_in_a_mode_that_fits(
     assert "not installed" in stack.reasons["engine"]
 
 
+def test_a_longer_context_counts_its_kv_cache() -> None:
+    memory = detect_memory(parse_size("4GB"))
+    short = choose_stack(Settings(), memory=memory)
+    long = choose_stack(replace(Settings(), "engine", context_length=8192), memory=memory)
+    # SmolLM2-135M: K and V in f16, 30 layers x 3 KV heads x 64 = 23040 bytes a token
+    assert long.needed_bytes - short.needed_bytes == (8192 - 2048) * 23040
+    assert long.engine_bytes - short.engine_bytes == (8192 - 2048) * 23040
+
+
 def test_a_derived_file_is_never_preferred_over_its_source() -> None:
     """Issue 12 defect 4: with the tier's model missing, llama.cpp took the larger Q8_0
     re-quantization of the bundled Q4_1 (its rounding plus its own)."""
