@@ -13,7 +13,8 @@ How it decides:
   is never taken over its source by an engine that reads the source.
 - The whole stack is counted against the memory budget: the Python runtime, the engine
   with its model, memory mode and KV cache, the recognizer and the voice, with figures
-  measured as cgroup peak memory (bench/tiers.py; the catalog's ram_bytes). When it does
+  measured in memory cgroups from a cold page cache (bench/cgroup.py: the catalog's
+  ram_bytes and the constants below; bench/tiers.py checks them per tier). When it does
   not fit, the voice falls back to espeak-ng, Whisper to PocketSphinx, and the numpy
   engine is given what is left: float32 weights ("cache"), part of them ("auto" with a
   budget), the mapped file ("mmap"), or one layer at a time ("stream").
@@ -53,7 +54,6 @@ PATH_MODEL_OVERHEAD = 1.2
 """A model given by path has no catalog figure: its file plus this much."""
 WHISPER_MIN_CORES = 2
 """Whisper's encoder needs two cores to finish a short question in about a second."""
-
 
 
 @dataclass(frozen=True)
