@@ -5,9 +5,10 @@ so that the acceptance test imports nothing of Hearth. Needs root (or a delegate
 cgroup). The child is placed in the cgroup by writing its pid to `cgroup.procs` from a
 `preexec_fn`, so every process it starts (espeak-ng, ...) is charged to the cgroup too.
 
-The figure read back is the cgroup's peak charge: `memory.peak` on v2,
-`memory.max_usage_in_bytes` on v1. It counts anonymous memory and page cache (model
-files read or mapped), which is what the kernel weighs against the limit.
+The figure read back is the cgroup's peak charge: `memory.peak` on v2 (sampled from
+`memory.current` on kernels before 5.19), `memory.max_usage_in_bytes` on v1. It counts
+anonymous memory and page cache (model files read or mapped), which is what the kernel
+weighs against the limit.
 """
 
 from __future__ import annotations
@@ -134,9 +135,18 @@ class MemoryCgroup:
     def _read_int(self, name: str) -> int:
         return int((self.path / name).read_text().split()[0])
 
-    def peak_bytes(self) -> int:
-        return self._read_int("memory.max_usage_in_bytes" if self.version == 1
-                              else "memory.peak")
+    def usage_bytes(self) -> int:
+        return self._read_int("memory.usage_in_bytes" if self.version == 1
+                              else "memory.current")
+
+    def peak_bytes(self) -> int | None:
+        """The kernel's own peak figure; None on a v2 kernel older than 5.19 (no
+        memory.peak), where the sampled maximum of memory.current stands in."""
+        try:
+            return self._read_int("memory.max_usage_in_bytes" if self.version == 1
+                                  else "memory.peak")
+        except FileNotFoundError:
+            return None
 
     def working_set_bytes(self) -> int:
         """Anonymous memory plus file pages mapped by processes, from memory.stat."""
@@ -172,12 +182,13 @@ class MemoryCgroup:
             timeout: float = 600.0, cwd: str | None = None) -> RunResult:
         """Run `argv` inside the cgroup; its peak charge and whether it was OOM-killed."""
         before = self.oom_kills()
-        working_set = [0]
+        working_set, usage = [0], [0]
         finished = threading.Event()
 
         def sample() -> None:
             while not finished.wait(0.02):
                 working_set[0] = max(working_set[0], self.working_set_bytes())
+                usage[0] = max(usage[0], self.usage_bytes())
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -191,8 +202,9 @@ class MemoryCgroup:
             sampler.join()
         seconds = time.monotonic() - start
         killed = self.oom_kills() > before
-        return RunResult(done.returncode, done.stdout, done.stderr, self.peak_bytes(),
-                         killed, seconds, working_set[0])
+        peak = self.peak_bytes()
+        return RunResult(done.returncode, done.stdout, done.stderr,
+                         usage[0] if peak is None else peak, killed, seconds, working_set[0])
 
     def remove(self) -> None:
         """Delete the cgroup (its processes have exited); tolerant of a slow kernel."""
