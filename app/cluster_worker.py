@@ -29,7 +29,12 @@ from pathlib import Path
 from app import __version__
 from app.errors import HearthError
 from app.models.tiers import detect_memory
-from engine.rpc import DEFAULT_PORT, HEARTH_REFUSED, HEARTH_STATUS_REQUEST
+from engine.rpc import (
+    DEFAULT_PORT,
+    HEARTH_REFUSED,
+    HEARTH_STATUS_REQUEST,
+    HEARTH_UNAVAILABLE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +264,8 @@ class AllowListProxy:
             backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=5.0)
         except OSError as exc:
             log.warning("client %s: the RPC server is not reachable (%s)", peer, exc)
+            with contextlib.suppress(OSError):
+                conn.sendall(HEARTH_UNAVAILABLE + b": ggml-rpc-server is restarting\n")
             return
         with backend:
             backend.settimeout(None)

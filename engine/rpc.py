@@ -43,6 +43,8 @@ HEARTH_STATUS_REQUEST = b"HEARTH-STATUS\n"
 It starts with a byte no RPC command has, so it cannot be mistaken for one."""
 HEARTH_REFUSED = b"HEARTH-REFUSED"
 """First bytes a `hearth worker` sends to a peer outside its allow-list, then closes."""
+HEARTH_UNAVAILABLE = b"HEARTH-UNAVAILABLE"
+"""What a `hearth worker` sends, then closes, while its ggml-rpc-server is down."""
 
 DEFAULT_PORT = 50052
 
@@ -95,13 +97,20 @@ class WorkerStatus:
     """Another client (e.g. the running Hearth) holds the worker; it serves one at a time."""
 
 
+def _raise_if_hearth_notice(data: bytes) -> None:
+    """A `hearth worker` that will not forward says why in its first bytes."""
+    if data.startswith(HEARTH_REFUSED):
+        raise WorkerUnreachableError("refused: this machine is not in its --allow list")
+    if data.startswith(HEARTH_UNAVAILABLE):
+        raise WorkerUnreachableError("is up, but its ggml-rpc-server is not (restarting)")
+
+
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
     data = bytearray()
     while len(data) < size:
         chunk = sock.recv(size - len(data))
         if not chunk:
-            if data.startswith(HEARTH_REFUSED):
-                raise WorkerUnreachableError("refused: this machine is not in its --allow list")
+            _raise_if_hearth_notice(bytes(data))
             raise WorkerUnreachableError("closed the connection during the handshake")
         data += chunk
     return bytes(data)
@@ -110,8 +119,11 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 def _command(sock: socket.socket, cmd: int, payload: bytes, reply_size: int) -> bytes:
     sock.sendall(struct.pack("<BQ", cmd, len(payload)) + payload)
     head = _recv_exact(sock, 8)
-    if head.startswith(HEARTH_REFUSED[:8]):
-        raise WorkerUnreachableError("refused: this machine is not in its --allow list")
+    if head.startswith(b"HEARTH-"):
+        rest = bytearray(head)
+        while chunk := sock.recv(256):
+            rest += chunk
+        _raise_if_hearth_notice(bytes(rest))
     (size,) = struct.unpack("<Q", head)
     if size != reply_size:
         raise WorkerUnreachableError(f"answered command {cmd} with {size} bytes, not "
@@ -157,8 +169,7 @@ def _hearth_status(endpoint: Endpoint, timeout_seconds: float,
                 data += chunk
         except ConnectionError:
             return None  # a bare ggml-rpc-server drops a connection that is not RPC
-    if data.startswith(HEARTH_REFUSED):
-        raise WorkerUnreachableError("refused: this machine is not in its --allow list")
+    _raise_if_hearth_notice(bytes(data))
     try:
         status = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
