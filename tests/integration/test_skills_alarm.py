@@ -19,6 +19,7 @@ from app.events import Announcement, IntentMatched, TurnMetrics
 from app.skills.intents import IntentMatcher
 from app.skills.skillset import SkillSet
 from app.skills.timers import TimerStore
+from app.skills.volume import VolumeControl
 from engine.base import ChatEngine, EngineConfig
 from engine.registry import create_engine
 from speech.audio import AudioChunk
@@ -108,3 +109,15 @@ def test_a_spoken_timer_rings_in_the_speaker_until_push_to_talk(
     finally:
         assistant.shutdown(timeout=30)
         skills.close()
+
+
+def test_volume_requests_change_the_speaker_volume(pulse_server: PulseServer,  # noqa: F811
+                                                   tmp_path: Path) -> None:
+    skills = SkillSet(IntentMatcher(), TimerStore(tmp_path / "t.sqlite3"))
+    assert skills.answer("set the volume to 50 percent").text == (  # type: ignore[union-attr]
+        "Okay, the volume is at 50 percent.")
+    assert VolumeControl().level() == 50
+    louder = skills.answer("louder")
+    assert louder is not None and louder.slots["volume_level"] == "60"
+    assert skills.answer("音量调到三十").text == "好的，音量调到百分之30。"  # type: ignore[union-attr]
+    assert VolumeControl().level() == 30
