@@ -268,6 +268,6 @@ def parse_expression(text: str, language: str) -> Expr | None:
         return None
     parser = _Parser(tokens)
     tree = parser.expression()
-    if tree is None or parser.at != len(tokens):
-        return None
+    if tree is None or tree.op == "num" or parser.at != len(tokens):
+        return None  # ("minus five" is a number, not a sum)
     return tree
