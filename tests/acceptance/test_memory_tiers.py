@@ -81,6 +81,22 @@ def test_automatic_stack_answers_a_spoken_question_within_the_limit(
     assert asked.peak_bytes <= limit_mib * 2**20
 
 
+def test_the_numpy_engine_asked_for_in_512_mib_holds_only_what_fits(
+        hearth: Path, home: Home, question: Path) -> None:
+    """The engine of defect 3 by name: its memory mode is sized to what is left beside
+    the recognizer and voice, not to float32 copies of every weight."""
+    with _cgroup(512 * 2**20) as cgroup:
+        asked = cgroup.run([str(HEARTH), "ask", "--engine", "numpy", "--wav", str(question),
+                            "--json"], env=home.env, cwd=str(home.path), timeout=300)
+    assert not asked.oom_killed, f"killed by the kernel at {asked.peak_bytes >> 20} MiB"
+    assert asked.returncode == 0, asked.stderr[-800:]
+    result = json.loads(asked.stdout)
+    print(f"512 MiB, --engine numpy: {result['model']}, {result['recognizer']}, "
+          f"{result['voice']}; peak {asked.peak_bytes / 2**20:.0f} MiB")
+    assert result["engine"] == "numpy" and result["reply"], result
+    assert "france" in result["transcript"].lower(), result
+
+
 def test_a_cgroup_shared_with_a_memory_hog_gets_a_lighter_stack_that_answers(
         hearth: Path, home: Home, question: Path) -> None:
     """1 GiB, of which another process holds 450 MiB: the whole small-tier stack (Whisper
