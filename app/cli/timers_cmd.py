@@ -9,7 +9,7 @@ import time
 
 from app.config import Settings
 from app.skills import timer_store
-from app.skills.timers import local_time
+from app.skills.timers import countdown, local_time
 from app.skills.wording import Responses
 
 
@@ -39,6 +39,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for t in timers:
         what = t.name or t.message or (say.duration(t.duration_seconds) if t.duration_seconds
                                        else "")
-        print(f"{t.id:>4}  {t.kind:<8}  {t.state:<8}  {say.countdown(t.remaining(now)):>8} left  "
+        print(f"{t.id:>4}  {t.kind:<8}  {t.state:<8}  {countdown(t.remaining(now)):>8} left  "
               f"at {local_time(t.ends_at):%Y-%m-%d %H:%M:%S}  {what}")
     return 0

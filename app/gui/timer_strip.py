@@ -22,8 +22,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWi
 
 from app.events import Event, IntentMatched, TurnStarted
 from app.skills import skill_title
-from app.skills.timers import Timer, TimerError, TimerStore
-from app.skills.wording import Responses
+from app.skills.timers import Timer, TimerError, TimerStore, countdown
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,6 @@ class TimerStrip(QWidget):
         self.setObjectName("timerStrip")
         self.setStyleSheet(STYLE)
         self.setAccessibleName("Timers")
-        self._say = Responses.load("en")
         self._timers: list[Timer] = []
         self._layout = QHBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
@@ -135,7 +133,7 @@ class TimerStrip(QWidget):
             return f"⏰ {time.strftime('%H:%M', time.localtime(timer.ends_at))}"
         label = timer.name or (timer.message[:16] if timer.kind == "reminder" else "timer")
         paused = " ⏸" if timer.state == "paused" else ""
-        return f"⏲ {label} {self._say.countdown(timer.remaining(now))}{paused}"
+        return f"⏲ {label} {countdown(timer.remaining(now))}{paused}"
 
     @Slot(object)
     def show_timers(self, timers: list[Timer]) -> None:

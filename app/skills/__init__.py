@@ -11,15 +11,19 @@ Sentences are matched with hassil against Home Assistant's templates
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import Settings, config_dir
-from app.skills.intents import IntentMatcher
-from app.skills.skillset import SkillSet
 from app.skills.timers import TimerStore
-from app.skills.user import load_user_skills
 
-__all__ = ["SkillSet", "bias_phrases", "build_skills", "skill_title", "timer_store",
+if TYPE_CHECKING:
+    from app.skills.skillset import SkillSet
+
+log = logging.getLogger(__name__)
+
+__all__ = ["bias_phrases", "build_skills", "skill_title", "timer_store",
            "timers_path", "user_skills_dir"]
 
 _TITLES = {
@@ -87,8 +91,17 @@ def timer_store(settings: Settings) -> TimerStore:
 
 
 def build_skills(settings: Settings) -> SkillSet | None:
-    """The skills the settings ask for ([skills] enabled), or None."""
+    """The skills the settings ask for ([skills] enabled), or None (also, with a warning,
+    when the `skills` extra is not installed: the language model then answers all)."""
     if not settings.skills.enabled:
+        return None
+    try:
+        from app.skills.intents import IntentMatcher
+        from app.skills.skillset import SkillSet
+        from app.skills.user import load_user_skills
+    except ModuleNotFoundError as exc:
+        log.warning("skills unavailable: the Python package %r is missing (install Hearth "
+                    "with the 'skills' extra)", exc.name)
         return None
     files, actions = load_user_skills(user_skills_dir(settings))
     matcher = IntentMatcher(extra_files=files)

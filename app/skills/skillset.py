@@ -75,8 +75,7 @@ class SkillSet:
         if store is not None:
             self.timers = TimerService(
                 store, self._went_off, clock=clock, ring_every_seconds=ring_every_seconds,
-                ring_for_seconds=ring_for_seconds,
-                countdown=lambda timer, now: self._say("en").countdown(timer.remaining(now)))
+                ring_for_seconds=ring_for_seconds)
         self._handlers: dict[str, Handler] = {
             "HassGetCurrentTime": self._time,
             "HassGetCurrentDate": self._date,

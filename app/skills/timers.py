@@ -16,6 +16,7 @@ While timers run it logs a countdown line every `log_every_seconds`.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -204,6 +205,14 @@ class TimerStore:
                 self._db = None
 
 
+def countdown(seconds: float) -> str:
+    """A compact countdown for screens and logs: "4:05", "1:02:03"."""
+    total = max(0, math.ceil(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def alarm_sound(sample_rate: int, volume: float = 0.3) -> AudioChunk:
     """Three short two-note beeps (about 1.2 s): a kitchen timer, generated."""
     note = round(0.12 * sample_rate)
@@ -233,8 +242,7 @@ class TimerService:
     def __init__(self, store: TimerStore, describe: Describe, *,
                  clock: Callable[[], float] = time.time, poll_seconds: float = 0.2,
                  ring_every_seconds: float = 8.0, ring_for_seconds: float = 600.0,
-                 log_every_seconds: float = 30.0,
-                 countdown: Callable[[Timer, float], str] | None = None) -> None:
+                 log_every_seconds: float = 30.0) -> None:
         self.store = store
         self._describe = describe
         self._clock = clock
@@ -242,7 +250,6 @@ class TimerService:
         self._ring_every_seconds = ring_every_seconds
         self._ring_for_seconds = ring_for_seconds
         self._log_every_seconds = log_every_seconds
-        self._countdown = countdown
         self._announce: Announce | None = None
         self._sound: AudioChunk | None = None
         self._started_at = 0.0
@@ -332,7 +339,7 @@ class TimerService:
         if running and now - self._last_log >= self._log_every_seconds:
             self._last_log = now
             log.info("timers: %s", "; ".join(
-                f"{_label(t)} {self._countdown(t, now) if self._countdown else ''} left"
+                f"{_label(t)} {countdown(t.remaining(now))} left"
                 for t in running))
 
 

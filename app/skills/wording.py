@@ -69,13 +69,6 @@ class Responses:
             return "0 seconds"
         return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
-    def countdown(self, seconds: float) -> str:
-        """A compact countdown for screens and logs: "4:05", "1:02:03"."""
-        total = max(0, math.ceil(seconds))
-        hours, rest = divmod(total, 3600)
-        minutes, secs = divmod(rest, 60)
-        return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
     def list_words(self, items: list[str]) -> str:
         """ "a, b and c" / "a、b和c"."""
         if self.language == "zh":
