@@ -109,3 +109,22 @@ def test_voice_turn_in_file_mode_makes_no_outside_connection(
     assert reply["transcript"].strip() and reply["reply"].strip()
     assert answer.stat().st_size > 44  # a WAV with audio in it: Piper really ran
     assert outside_connections(log) == []
+
+
+def test_whisper_voice_turn_makes_no_outside_connection(tmp_path: Path, config: Path) -> None:
+    """faster-whisper is given the store's folder and HF_HUB_OFFLINE: no hub lookup, no
+    download, at load or at recognition."""
+    question = tmp_path / "question.wav"
+    config.write_text(config.read_text() + '[stt]\nbackend = "whisper"\n', encoding="utf-8")
+    subprocess.run(["espeak-ng", "-w", str(question), "What is the capital of France?"],
+                   check=True, timeout=60)
+    proc, log = run_traced(
+        [*HEARTH, "--config", str(config), "ask", "--wav", str(question),
+         "--max-tokens", "8", "--temperature", "0", "--json"],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    reply = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert reply["recognizer"] == "whisper"
+    assert "capital of france" in reply["transcript"].lower()
+    assert outside_connections(log) == []
