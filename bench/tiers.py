@@ -19,7 +19,10 @@ before it kills) and the peak working set sampled every 20 ms (anonymous memory 
 mapped files: what cannot be dropped); headroom = limit - peak charge, and limit - working
 set (at the limit the peak charge is the limit itself: the cache is reclaimed, not a kill).
 
-Writes bench/results/tiers.json and bench/results/tiers.md.
+Writes bench/results/tiers.json and bench/results/tiers.md. `--components` measures each
+part of a stack alone instead (the runtime, the chat engine, each recognizer and voice)
+against the figure the chooser counts for it: where the catalog's ram_bytes come from
+(bench/results/tiers_components.{json,md}).
 """
 
 from __future__ import annotations
@@ -163,11 +166,81 @@ def run_tiers_bench(limits_mib: Sequence[int]) -> int:
     return 0 if all(r["answered"] for r in rows) else 1
 
 
+LONG_SENTENCE = ("The story of a parade dragon and the princess is a classic example of how "
+                 "fantasy can be used to create immersive worlds that captivate audiences.")
+RUNTIME_IMPORTS = "import app.cli.ask_cmd, app.file_mode, app.assistant.build, app.stack"
+
+
+def run_components_bench() -> int:
+    """Each part of a stack alone in a 4 GiB cgroup from a cold page cache: its peak
+    working set less the bare runtime's, beside the figure the chooser counts (the
+    catalog's ram_bytes, app/stack.py's constants). Writes tiers_components.{json,md}."""
+    from app.models.catalog import load_catalog
+    from app.stack import ESPEAK_BYTES, NUMPY_EXTRA_BYTES, RUNTIME_BYTES
+
+    catalog = load_catalog()
+    q4 = catalog.get("smollm2-135m-instruct-q4_1")
+    question = "Tell me a long story about a brave dragon and a princess."
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="hearth-parts-") as tmp:
+        config = Path(tmp) / "config.toml"
+        config.write_text(CONFIG)
+        wav = Path(tmp) / "question.wav"
+        subprocess.run([*HEARTH, "--config", str(config), "say", question, "--out", str(wav)],
+                       check=True, capture_output=True, cwd=REPO, timeout=300)
+        out = str(Path(tmp) / "out.wav")
+        ask = [*HEARTH, "--config", str(config), "ask", "--text", question,
+               "--max-tokens", "64", "--model", q4.id]
+        parts = [
+            ("runtime (Python, numpy, Hearth)", [sys.executable, "-c", RUNTIME_IMPORTS],
+             RUNTIME_BYTES),
+            (f"llama.cpp + {q4.id}", [*ask, "--engine", "llama-cpp"], q4.ram_bytes),
+            (f"numpy (mmap) + {q4.id}", [*ask, "--engine", "numpy", "--memory-mode", "mmap"],
+             NUMPY_EXTRA_BYTES + q4.size_bytes),
+            ("pocketsphinx-en-us", [*HEARTH, "transcribe", str(wav), "--stt", "pocketsphinx"],
+             catalog.get("pocketsphinx-en-us").ram_bytes),
+            ("whisper-tiny.en", [*HEARTH, "transcribe", str(wav), "--stt", "whisper"],
+             catalog.get("whisper-tiny.en").ram_bytes),
+            ("piper-en_US-joe-medium (25 words)",
+             [*HEARTH, "say", LONG_SENTENCE, "--tts", "piper", "--out", out],
+             catalog.get("piper-en_US-joe-medium").ram_bytes),
+            ("espeak-ng (25 words)",
+             [*HEARTH, "say", LONG_SENTENCE, "--tts", "espeak-ng", "--out", out], ESPEAK_BYTES),
+        ]
+        runtime = 0
+        for name, argv, counted in parts:
+            run = _in_cgroup(4 * 2**30, argv)
+            if run.returncode != 0:
+                print(f"{name}: failed: {run.stderr.strip()[-200:]}")
+                continue
+            own = run.peak_working_set_bytes - runtime
+            runtime = runtime or run.peak_working_set_bytes
+            rows.append({"part": name, "working_set_mib": _mib(run.peak_working_set_bytes),
+                         "part_mib": _mib(own), "counted_mib": _mib(counted)})
+            print(f"{name:40} {_mib(own):7.1f} MiB (counted {_mib(counted):.1f})", flush=True)
+    lines = ["# Parts of a stack, each alone in a memory cgroup", "",
+             "Cold page cache; working set = anonymous + mapped memory at its peak; a part's "
+             "figure is its working set less the bare runtime's.", "",
+             "| part | working set | the part | the chooser counts |", "|---|---|---|---|"]
+    lines += [f"| {r['part']} | {r['working_set_mib']:.0f} MiB | {r['part_mib']:.0f} MiB "
+              f"| {r['counted_mib']:.0f} MiB |" for r in rows]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "tiers_components.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / "tiers_components.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0 if len(rows) == len(parts) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limits", default="512,1024,2048",
                         help="memory cgroup limits in MiB, comma-separated")
+    parser.add_argument("--components", action="store_true",
+                        help="instead: each part of a stack alone, against the figure the "
+                             "chooser counts for it")
     args = parser.parse_args(argv)
+    if args.components:
+        return run_components_bench()
     return run_tiers_bench([int(x) for x in args.limits.split(",") if x.strip()])
 
 

@@ -206,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "its peak memory and headroom (needs root)")
     b.add_argument("--limits", default="512,1024,2048", metavar="MIB,…",
                    help="cgroup memory limits in MiB (default: 512,1024,2048)")
+    b.add_argument("--components", action="store_true",
+                   help="instead: each part of a stack alone, against the figure the "
+                        "chooser counts for it")
     b = bsub.add_parser("latency", help="full turns from WAV questions: median and p90 timings")
     b.add_argument("--turns", type=int, default=10)
     b = bsub.add_parser("wake", help="wake-word detection rate through PulseAudio and false "

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.bench_command == "speech":
         return int(_bench_module("speech").main([]) or 0)
     if args.bench_command == "tiers":
-        return int(_bench_module("tiers").main(["--limits", args.limits]))
+        return int(_bench_module("tiers").main(
+            ["--limits", args.limits, *(["--components"] if args.components else [])]))
     if args.bench_command == "stt":
         return int(_bench_module("stt").main(["--quick"] if args.quick else []))
     if args.bench_command == "latency":
