@@ -523,6 +523,8 @@ class SkillSet:
         if quantity is None or target is None:
             return None
         value, source = quantity
+        if source.key == target.key:
+            return None  # "what's the day to day": not a conversion
         zh = match.language == "zh"
         source_name = source.zh if zh else (source.singular if value == 1 else source.plural)
         result = self._converter.convert(value, source, target)
