@@ -25,7 +25,7 @@ from app.events import Announcement, Event, ReplyFinished, Silenced
 from app.skills.arithmetic import NoValueError, parse_expression
 from app.skills.intents import IntentMatcher, Match
 from app.skills.numbers import parse_number
-from app.skills.timers import Timer, TimerService, TimerStore, local_time
+from app.skills.timers import Timer, TimerError, TimerService, TimerStore, local_time
 from app.skills.units import Converter, find_unit, parse_quantity
 from app.skills.user import SkillActionError, UserAction
 from app.skills.volume import VolumeControl
@@ -108,10 +108,15 @@ class SkillSet:
             handler = self._handlers.get(match.intent)
             if action is not None:
                 answer = self._user_action(match, action, text)
-            elif handler is not None:
-                answer = handler(match)
-            else:
+            elif handler is None:
                 continue
+            else:
+                try:
+                    answer = handler(match)
+                except TimerError as exc:  # e.g. a full disk: say so, do not guess
+                    log.warning("%s", exc)
+                    answer = self._reply(match, "timer_failed", {"error": str(exc)},
+                                         reason=str(exc))
             if answer is not None:
                 log.info("skill %s %s answered %r", answer.intent, dict(answer.slots), text)
                 if answer.intent != "HearthRepeat":

@@ -238,3 +238,13 @@ def test_looking_for_timers_creates_no_database(tmp_path: Path) -> None:
     assert not (tmp_path / "none.sqlite3").exists()
     store.add(kind="timer", ends_at=START)
     assert (tmp_path / "none.sqlite3").exists()
+
+
+def test_a_timer_that_cannot_be_saved_is_said_so(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    skills = SkillSet(MATCHER, TimerStore(blocked / "h.sqlite3"))  # its folder is a file
+    answer = skills.answer("set a pasta timer for 10 minutes")
+    assert answer is not None and answer.intent == "HassStartTimer"
+    assert answer.text.startswith("Sorry, I could not keep that timer: cannot open the timer "
+                                  "database")
