@@ -265,7 +265,7 @@ def barge_in(trials: int, replies: int, said: dict[str, AudioChunk],
     try:
         load_echo_canceller(server)
         server.activate()
-        assistant, events = _assistant(_settings(engine={"max_tokens": 64},
+        assistant, events = _assistant(_settings(engine={"max_tokens": 40},
                                                  wake={"enabled": True}))
         if not assistant.microphone.echo_cancelled:
             raise RuntimeError("the echo canceller was not found")

@@ -1,12 +1,10 @@
 """Voice activity detection and endpointing: when an utterance starts and ends.
 
-Two frame classifiers: `SileroClassifier` (32 ms windows scored by Silero VAD behind
-an energy gate, so silence costs nothing) and `FrameClassifier` (WebRTC's VAD on 30 ms
-frames plus an energy gate that rejects quiet frames it would still call speech: the
-fallback without Silero or off 16 kHz, and what `trim_silence` uses). WebRTC's VAD is
-not used to skip Silero's windows: Silero is recurrent, and fed only the windows WebRTC
-passed, it scored speech said over an echo canceller's output at 0.2-0.4 instead of 0.9.
-Speech starts after `start_speech_ms` of voiced frames and
+Two frame classifiers: `SileroClassifier` (every 32 ms window scored by Silero VAD)
+and `FrameClassifier` (WebRTC's VAD on 30 ms frames plus an energy gate that rejects
+quiet frames it would still call speech: the fallback without Silero or off 16 kHz,
+and what `trim_silence` uses). Neither gates Silero: skipping its windows ruins it (see
+`SileroClassifier`). Speech starts after `start_speech_ms` of voiced frames and
 keeps `pre_roll_ms` of audio from before (so the first syllable is not clipped); it
 ends after `end_silence_ms` of silence or at `max_utterance_seconds`. `trim_silence`
 applies the WebRTC classification to a finished push-to-talk recording.
@@ -84,30 +82,22 @@ class FrameClassifier:
 
 
 class SileroClassifier:
-    """Speech / not speech for one 32 ms window: Silero's probability against `threshold`
-    (with hysteresis inside speech), behind an energy gate so quiet windows cost nothing.
-    Silero is recurrent: after skipped quiet windows its state is reset (the state of a
-    stream's start, which it handles well) rather than fed out of context."""
+    """Speech / not speech for one 32 ms window: Silero's probability against `threshold`,
+    with hysteresis inside speech. Every window goes to Silero: it is recurrent, and fed
+    only the windows an energy gate (or WebRTC's VAD) passed, it scored a question said
+    over an echo canceller's output 0.2-0.5 where, fed everything, it said 0.9 (a reset
+    after skipped windows was worse still). It costs about 2 ms of a core per window."""
 
-    def __init__(self, threshold: float = 0.5, energy_threshold: float = 0.005) -> None:
+    def __init__(self, threshold: float = 0.5) -> None:
         self.sample_rate = SILERO_RATE
         self.frame_samples = WINDOW_SAMPLES
         self.frame_ms = WINDOW_SAMPLES * 1000 / SILERO_RATE
         self.threshold = threshold
-        self.energy_threshold = energy_threshold
         self._silero = SileroVad()
         self._voiced = False
-        self._skipped = False
         self.last_probability = 0.0
 
     def is_speech(self, frame: np.ndarray) -> bool:
-        if not self._voiced and _rms(frame) < self.energy_threshold:
-            self._skipped = True
-            self.last_probability = 0.0
-            return False
-        if self._skipped:
-            self._silero.reset()
-            self._skipped = False
         self.last_probability = self._silero.probability(frame)
         needed = self.threshold - SILERO_END_MARGIN if self._voiced else self.threshold
         self._voiced = self.last_probability >= needed
@@ -115,7 +105,7 @@ class SileroClassifier:
 
     def reset(self) -> None:
         self._silero.reset()
-        self._voiced = self._skipped = False
+        self._voiced = False
 
 
 def make_classifier(engine: str, sample_rate: int, aggressiveness: int = 2,
@@ -130,7 +120,7 @@ def make_classifier(engine: str, sample_rate: int, aggressiveness: int = 2,
         if sample_rate != SILERO_RATE:
             raise AudioFormatError(f"Silero VAD needs {SILERO_RATE} Hz audio, not "
                                    f"{sample_rate} Hz")
-        return SileroClassifier(speech_threshold, energy_threshold)
+        return SileroClassifier(speech_threshold)
     return FrameClassifier(sample_rate, aggressiveness, energy_threshold)
 
 

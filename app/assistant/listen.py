@@ -20,6 +20,7 @@ second after, the room's echo).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -42,6 +43,13 @@ from speech.stt import SpeechRecognizer
 from speech.vad import Endpointer, VadEventKind
 from speech.wake import SelfTriggerGuard, WakeWordDetector
 
+log = logging.getLogger(__name__)
+
+ECHO_SETTLE_SECONDS = 1.0
+"""Speech does not barge in during the first second of a reply: a speaker stream that
+(re)starts makes PulseAudio's canceller resynchronize, and ~0.5 s of Hearth's own voice
+leaked through, enough for Silero (measured with bench/live_latency.py). The wake word
+still does."""
 
 class ListenStage:
     """Capture and listen loops. `start_turn(trigger, at)` begins a spoken turn (None
@@ -76,6 +84,8 @@ class ListenStage:
         self._barge_in_built = False
         self._answering: Turn | None = None
         """The turn `_while_answering` last heard (a new one resets the barge-in VAD)."""
+        self._speaking_since: float | None = None
+        """When `_answering` was first heard speaking."""
         self.guard = SelfTriggerGuard(settings.wake.phrase)
 
     # ---- capture thread --------------------------------------------------------------
@@ -193,11 +203,19 @@ class ListenStage:
         detector = self._barge_in_detector() if cancelled else None
         if detector is None:
             return
-        if self._answering is not self.ledger.current:
-            self._answering = self.ledger.current
+        current = self.ledger.current
+        if self._answering is not current:
+            self._answering, self._speaking_since = current, None
             detector.reset()
+        if current is not None and current.voice is Voice.SPEAKING:
+            now = time.monotonic()
+            self._speaking_since = self._speaking_since or now
+            if now - self._speaking_since < ECHO_SETTLE_SECONDS:
+                detector.reset()
+                return
         for event in detector.process(chunk):
             if event.kind == VadEventKind.SPEECH_START:
+                log.info("barge-in: %.2f s of speech over the reply", event.audio.seconds)
                 turn = self._start_turn(Trigger.VAD, time.monotonic())
                 if turn is not None:
                     self._vad().reset()
@@ -218,9 +236,11 @@ class ListenStage:
             return False
         self.part = self.wake
         wake.set_strict(strict)
-        detected = wake.process(chunk) and self.guard.allows()
+        detected = wake.detect(chunk)
         self.part = self.recognizer
-        if detected:
+        if detected is not None and self.guard.allows():
+            log.info("wake word %r (probability %s) while %s", detected.wake_word,
+                     detected.probability, self.ledger.state.value)
             turn = self._start_turn(Trigger.WAKE_WORD, time.monotonic())
             if turn is not None:
                 self.begin(turn)
