@@ -46,6 +46,9 @@ WINDOW_SECONDS = 28.0
 """Longest audio decoded in one piece (Whisper's window is 30 s; a margin for the pad)."""
 NO_SPEECH_THRESHOLD = 0.6
 """Above this probability of Whisper's no-speech token, the result is empty text."""
+PAUSE_SECONDS = 0.15
+"""Quiet audio after undecoded speech that starts a decode at once: the person may have
+finished, and that decode is then the final, ready before the endpointer decides."""
 _PUNCTUATION = ".,;:!?\"()"
 SILENCE_RMS = 120.0
 """Frame RMS (16-bit units) under which audio counts as silence whatever the level."""
@@ -122,7 +125,9 @@ class WhisperOptions:
     """CTranslate2 weight type; int8 is the fastest on CPUs and what the catalog measures."""
     threads: int = 0
     """CTranslate2 intra-op threads; 0 = `default_threads()`."""
-    beam_size: int = 1
+    beam_size: int = 5
+    """Beam search costs little next to the encoder and made a quarter fewer errors on
+    the noisy spoken requests of bench/stt.py (WER 0.26 against 0.33 greedy, 10 dB)."""
     partial_interval_seconds: float = 0.4
     """New audio between two partial decodes (the decode time adds to it on slow CPUs)."""
     pad_seconds: float = 0.5
@@ -173,6 +178,7 @@ class WhisperRecognizer(SpeechRecognizer):
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, multilingual,
                                     task="transcribe", language=self.language)
         self._prompt_tokens = self._build_prompt()
+        self._warm_up()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self._samples: list[np.ndarray] = []
         self._frames = 0
@@ -181,6 +187,10 @@ class WhisperRecognizer(SpeechRecognizer):
         self._latest: _Decode | None = None
         self._requested_frames = 0
         self._reported = ""
+        self._loudest = 0.0
+        """RMS of the loudest chunk of the utterance so far."""
+        self._quiet_frames = 0
+        """Frames of quiet audio at the end of the utterance so far."""
 
     def _build_prompt(self) -> list[int]:
         tokens: list[int] = []
@@ -188,6 +198,16 @@ class WhisperRecognizer(SpeechRecognizer):
             prompt_tokens = self._tokenizer.encode(" " + self.prompt)
             tokens += [self._tokenizer.sot_prev, *prompt_tokens[-(448 // 2 - 1):]]
         return [*tokens, *self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+
+    def _warm_up(self) -> None:
+        """One decode at load time: CTranslate2's first call allocates its buffers, which
+        would otherwise land on the first request (measured: +1 s on 2 cores)."""
+        import ctranslate2
+
+        features = np.zeros((1, self._model.model.n_mels, 200), dtype=np.float32)
+        self._model.model.generate(ctranslate2.StorageView.from_array(features),
+                                   [self._prompt_tokens], beam_size=self.options.beam_size,
+                                   max_length=len(self._prompt_tokens) + 4)
 
     # ------------------------------------------------------------------ decoding
 
@@ -259,9 +279,18 @@ class WhisperRecognizer(SpeechRecognizer):
         chunk.expect(self.sample_rate, consumer="Whisper")
         self._samples.append(chunk.samples)
         self._frames += chunk.frames
+        rms = float(np.sqrt(np.mean(chunk.samples.astype(np.float64) ** 2))) if chunk.frames \
+            else 0.0
+        self._loudest = max(self._loudest, rms)
+        quiet = rms < max(SILENCE_RMS, 0.1 * self._loudest)
+        self._quiet_frames = self._quiet_frames + chunk.frames if quiet else 0
         self._collect()
         interval = self.options.partial_interval_seconds * self.sample_rate
-        if self._pending is None and self._frames - self._requested_frames >= interval:
+        speech_end = self._frames - self._quiet_frames
+        undecoded_speech = self._requested_frames < speech_end
+        pause = self._quiet_frames >= PAUSE_SECONDS * self.sample_rate and undecoded_speech
+        due = self._frames - self._requested_frames >= interval and undecoded_speech
+        if self._pending is None and (pause or due):
             window = int(WINDOW_SECONDS * self.sample_rate)
             self._pending = self._submit(self._audio()[-window:])
         latest = self._latest
@@ -285,6 +314,9 @@ class WhisperRecognizer(SpeechRecognizer):
 
     def _final_text(self, samples: np.ndarray) -> str:
         """The last decode when it covered all but trailing silence; else a new one."""
+        latest = self._latest
+        if latest is not None and is_silent_tail(samples, latest.frames, self.sample_rate):
+            return latest.text  # a decode still running covers no more speech: not awaited
         pending = self._pending
         if pending is not None:
             decoded = pending.result()
@@ -303,6 +335,8 @@ class WhisperRecognizer(SpeechRecognizer):
         self._requested_frames = 0
         self._latest = None
         self._reported = ""
+        self._loudest = 0.0
+        self._quiet_frames = 0
         if self._pending is not None and self._pending.done():
             self._pending = None
 
