@@ -254,7 +254,6 @@ class TimerService:
         self._sound: AudioChunk | None = None
         self._started_at = 0.0
         self._next_ring: dict[int, float] = {}
-        self._late: set[int] = set()
         self._snapshot: list[Timer] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -311,8 +310,6 @@ class TimerService:
         now = self._clock()
         for timer in self.store.due(now):
             self.store.set_state(timer.id, "ringing", now)
-            if timer.ends_at < self._started_at - 1.0:
-                self._late.add(timer.id)
             log.info("%s went off", _label(timer))
         ringing = self.store.ringing()
         for timer in ringing:
@@ -326,7 +323,8 @@ class TimerService:
                 if due:
                     self._next_ring[timer.id] = now + self._ring_every_seconds
             if due and self._announce is not None:
-                text = self._describe(timer, timer.id in self._late)
+                # it ended before this service started: while Hearth was not running
+                text = self._describe(timer, timer.ends_at < self._started_at - 1.0)
                 log.info("announcing: %s", text)
                 self._announce(text, self._sound)
         active = self.store.active()

@@ -66,18 +66,18 @@ def test_a_timer_survives_kill_9_and_rings_after_the_restart(tmp_path: Path) -> 
     first = Terminal([str(HEARTH), "-v", "headless"], cwd=home.path, env=home.env)
     try:
         first.expect(r"(?i)typed questions", timeout=120)
-        first.type("set a pasta timer for 4 seconds\n")
-        first.expect(r"Okay, pasta timer set for 4 seconds\.", timeout=60)
+        first.type("set a pasta timer for 8 seconds\n")
+        first.expect(r"Okay, pasta timer set for 8 seconds\.", timeout=60)
         first.type("set a rice timer for 10 minutes\n")
         first.expect(r"Okay, rice timer set for 10 minutes\.", timeout=60)
         first.expect(r"timers: timer \d+ \(pasta\) 0:0\d left", timeout=60)
         assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     finally:
         first.close()
-    time.sleep(5)  # the pasta timer ends while Hearth is down
+    time.sleep(9)  # the pasta timer ends while Hearth is down (if it did not ring before)
     listed = json.loads(run_hearth(["timers", "list", "--json"], home).stdout)
-    assert [(t["name"], t["state"]) for t in listed] == [("pasta", "running"),
-                                                          ("rice", "running")]
+    assert [t["name"] for t in listed] == ["pasta", "rice"]
+    assert listed[0]["state"] in ("running", "ringing") and listed[1]["state"] == "running"
     second = Terminal([str(HEARTH), "-v", "headless"], cwd=home.path, env=home.env)
     try:
         second.expect(r"announcing: Your pasta timer is done\. It went off at .+, while "

@@ -248,3 +248,23 @@ def test_a_timer_that_cannot_be_saved_is_said_so(tmp_path: Path) -> None:
     assert answer is not None and answer.intent == "HassStartTimer"
     assert answer.text.startswith("Sorry, I could not keep that timer: cannot open the timer "
                                   "database")
+
+
+def test_a_timer_ringing_when_hearth_died_rings_again_after_the_restart(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    clock = Clock()
+    first = skills_at(path, clock)
+    first.answer("set a tea timer for 1 minute")
+    assert first.timers is not None
+    first.timers._announce = lambda text, sound: None
+    clock.now += 61
+    first.timers.tick()  # rings; then the process is killed before anyone silences it
+    assert first.store.ringing() != []  # type: ignore[union-attr]
+    clock.now += 120
+    second = skills_at(path, clock)
+    said: list[str] = []
+    assert second.timers is not None
+    second.timers._started_at = clock.now
+    second.timers._announce = lambda text, sound: said.append(text)
+    second.timers.tick()
+    assert len(said) == 1 and said[0].startswith("Your tea timer is done. It went off at ")
