@@ -313,7 +313,8 @@ class TimerService:
             log.info("%s went off", _label(timer))
         ringing = self.store.ringing()
         for timer in ringing:
-            since = now - (timer.rang_at or now)
+            # (after a restart it rings afresh: nobody has heard it yet)
+            since = now - max(timer.rang_at or now, self._started_at)
             if since > self._ring_for_seconds:
                 self.store.set_state(timer.id, "done")
                 log.info("%s rang for %.0f s unanswered; stopped", _label(timer), since)
