@@ -57,7 +57,7 @@ class SkillSet:
     """The skills; see the module doc. Thread-safe (the reply stage asks from its thread,
     the timer service rings from its own)."""
 
-    def __init__(self, matcher: IntentMatcher, store: TimerStore | None, *,
+    def __init__(self, matcher: IntentMatcher, store: TimerStore, *,
                  actions: Mapping[str, UserAction] | None = None,
                  volume: VolumeControl | None = None,
                  clock: Callable[[], float] = time.time,
@@ -71,11 +71,9 @@ class SkillSet:
         self._converter = Converter()
         self._last_said = ""
         self._lock = threading.Lock()
-        self.timers: TimerService | None = None
-        if store is not None:
-            self.timers = TimerService(
-                store, self._went_off, clock=clock, ring_every_seconds=ring_every_seconds,
-                ring_for_seconds=ring_for_seconds)
+        self.timers = TimerService(store, self._went_off, clock=clock,
+                                   ring_every_seconds=ring_every_seconds,
+                                   ring_for_seconds=ring_for_seconds)
         self._handlers: dict[str, Handler] = {
             "HassGetCurrentTime": self._time,
             "HassGetCurrentDate": self._date,
@@ -134,19 +132,16 @@ class SkillSet:
     def attach(self, assistant: AnnouncingAssistant) -> None:
         """Ring timers through `assistant` (starts the timer service) and follow its events."""
         assistant.subscribe(self._observe)
-        if self.timers is not None:
-            synthesizer = assistant.synthesizer  # the sound plays even without a voice
-            self.timers.start(lambda text, sound: assistant.announce(text, sound=sound),
-                              synthesizer.sample_rate if synthesizer is not None else 22050)
+        synthesizer = assistant.synthesizer  # the sound plays even without a voice
+        self.timers.start(lambda text, sound: assistant.announce(text, sound=sound),
+                          synthesizer.sample_rate if synthesizer is not None else 22050)
 
     def close(self) -> None:
-        if self.timers is not None:
-            self.timers.stop()
-        if self.store is not None:
-            self.store.close()
+        self.timers.stop()
+        self.store.close()
 
     def _observe(self, event: Event) -> None:
-        if isinstance(event, Silenced) and self.timers is not None:
+        if isinstance(event, Silenced):
             self.timers.silence()
         elif isinstance(event, ReplyFinished | Announcement) and event.text.strip():
             self._remember(event.text.strip())
@@ -265,7 +260,7 @@ class SkillSet:
     def _start_timer(self, match: Match) -> SkillAnswer | None:
         seconds = self._duration(match)
         name = self._name(match)
-        if seconds is None or name is None or self.store is None or seconds > 24 * 3600:
+        if seconds is None or name is None or seconds > 24 * 3600:
             return None
         timer = self.store.add(kind="timer", name=name, language=match.language,
                                duration_seconds=seconds, ends_at=self._clock() + seconds)
@@ -279,8 +274,6 @@ class SkillSet:
                  ) -> tuple[list[Timer], str] | None:
         """The active timers the sentence points at, and the name it used ("" for none);
         None when the sentence's slots are unusable."""
-        if self.store is None:
-            return None
         name = self._name(match)
         if name is None:
             return None
@@ -312,21 +305,18 @@ class SkillSet:
             return None
         timers, name = found
         ringing = [t for t in timers if t.state == "ringing"]
-        if ringing and not name and self.timers is not None:
+        if ringing and not name:
             self.timers.silence()
             return self._reply(match, "silenced", {"silenced": len(ringing)})
         if not timers:
             return self._none_found(match, name)
         if len(timers) > 1:
             return self._which(match, timers)
-        assert self.store is not None
         self.store.cancel(timers[0].id)
         return self._reply(match, "timer_cancelled", {"name": name, "timer_id": timers[0].id},
                            label=self._label(timers[0], match.language))
 
     def _cancel_all(self, match: Match) -> SkillAnswer | None:
-        if self.store is None:
-            return None
         timers = [t for t in self.store.active() if t.kind == "timer"]
         if not timers:
             return self._reply(match, "no_timers")
@@ -347,7 +337,6 @@ class SkillSet:
         target = self._one_target(match)
         if not isinstance(target, Timer):
             return target
-        assert self.store is not None
         now = self._clock()
         self.store.pause(target.id, now)
         timer = self.store.get(target.id)
@@ -359,7 +348,6 @@ class SkillSet:
         target = self._one_target(match)
         if not isinstance(target, Timer):
             return target
-        assert self.store is not None
         if target.state != "paused":
             return self._reply(match, "timer_not_paused", {"timer_id": target.id},
                                label=self._label(target, match.language))
@@ -383,7 +371,6 @@ class SkillSet:
         if not isinstance(target, Timer):
             return target and SkillAnswer(target.text, target.intent,
                                           {**target.slots, "duration_seconds": amount})
-        assert self.store is not None
         now = self._clock()
         timer = self.store.extend(target.id, sign * seconds, now)
         say = self._say(match.language)
@@ -438,7 +425,7 @@ class SkillSet:
 
     def _set_alarm(self, match: Match) -> SkillAnswer | None:
         at = self._clock_time(match)
-        if at is None or self.store is None:
+        if at is None:
             return None
         timer = self.store.add(kind="alarm", language=match.language, ends_at=at.timestamp())
         return self._reply(match, "alarm_set", {"time": at.strftime("%H:%M"),
@@ -447,8 +434,6 @@ class SkillSet:
                            when=self._when(timer.ends_at, match.language))
 
     def _cancel_alarm(self, match: Match) -> SkillAnswer | None:
-        if self.store is None:
-            return None
         alarms = [t for t in self.store.active() if t.kind == "alarm"]
         if "when" in match.slots:
             at = self._clock_time(match)
@@ -467,8 +452,6 @@ class SkillSet:
                            count=len(alarms))
 
     def _set_reminder(self, match: Match) -> SkillAnswer | None:
-        if self.store is None:
-            return None
         message = _second_person(str(match.slots.get("message", "")).strip(), match.language)
         if match.language == "en" and message.startswith("to "):
             message = message[3:]
@@ -575,7 +558,7 @@ class SkillSet:
         return SkillAnswer(last, match.intent, {})
 
     def _stop(self, match: Match) -> SkillAnswer:
-        silenced = self.timers.silence() if self.timers is not None else []
+        silenced = self.timers.silence()
         return self._reply(match, "silenced" if silenced else "okay",
                            {"silenced": len(silenced)})
 
