@@ -15,10 +15,11 @@ symbols spelt out ("10:30" -> "ten thirty", "5 + 3" -> "five plus three"), so Wh
 written style and PocketSphinx's spoken words are scored alike.
 
 stt_final_ms: a 3-second request is fed in 30 ms blocks at real-time pace, followed by
-the silence Hearth's endpointer waits for ([vad] end_silence_ms, 600 ms) also in real
-time; the figure is `finish()` (the end of the utterance, when the pipeline stops
+the silence Hearth's endpointer waits for ([vad] end_silence_ms, the default) also in
+real time; the figure is `finish()` (the end of the utterance, when the pipeline stops
 listening) -> final transcript, the pipeline's own stt_final_ms. Also given: the same
-with push-to-talk (finish right after the last sample, no trailing silence).
+with push-to-talk released at the end of the recording (no silence added; the
+recordings end with 0.25 s of silence plus what the voice itself leaves).
 
 Writes bench/results/stt.json and bench/results/stt.md and prints the table.
 """
@@ -283,9 +284,9 @@ def _piper_factory() -> Callable[[float], Any] | None:
     return get
 
 
-def request_set(cache: Path = CACHE, limit: int = 0) -> list[Utterance]:
-    """The spoken requests (clean, 16 kHz), request i in voice i mod len(voices);
-    synthesized once and cached as WAVs in `cache`."""
+def request_set(cache: Path = CACHE, limit: int = 0, step: int = 1) -> list[Utterance]:
+    """The spoken requests (clean, 16 kHz), request i in voice i mod len(voices); every
+    `step`-th of the first `limit` (0: all), synthesized once and cached as WAVs."""
     from speech.resample import resample
     from speech.wav import read_wav, write_wav
 
@@ -293,7 +294,7 @@ def request_set(cache: Path = CACHE, limit: int = 0) -> list[Utterance]:
     names = voice_names()
     piper = None
     utterances = []
-    for i, text in enumerate(REQUESTS[:limit] if limit else REQUESTS):
+    for i, text in list(enumerate(REQUESTS[:limit] if limit else REQUESTS))[::step]:
         slot = i % len(names)
         voice = names[slot]
         path = cache / f"{i:03d}.wav"
@@ -429,7 +430,8 @@ def final_latency_ms(recognizer: Any, audio: AudioChunk, trailing_silence_second
 def _recognizers(quick: bool) -> list[tuple[str, Callable[[], Any], int]]:
     """(label, factory, step) of each recognizer installed here: Whisper with and
     without the skills' bias phrases; PocketSphinx on every `step`-th request only (it
-    decodes each utterance twice and is slow on a shared 2-core machine)."""
+    decodes each utterance twice and is slow on a shared 2-core machine). `quick`: the
+    default English recognizer alone."""
     from app.models.store import ModelStore
     from app.skills import bias_phrases
     from speech.sphinx import PocketSphinxRecognizer
@@ -444,9 +446,11 @@ def _recognizers(quick: bool) -> list[tuple[str, Callable[[], Any], int]]:
         path = store.path(model_id)
         found.append((f"whisper {model_id} + bias",
                       lambda p=path: WhisperRecognizer(p, bias_phrases=phrases), 1))
-        if model_id == "whisper-tiny.en" and not quick:
+        if model_id == "whisper-tiny.en":
             found.append((f"whisper {model_id}", lambda p=path: WhisperRecognizer(p), 1))
-    found.append(("pocketsphinx en-us", PocketSphinxRecognizer, 1 if quick else 3))
+    if quick:
+        return found[:1]
+    found.append(("pocketsphinx en-us", PocketSphinxRecognizer, 3))
     if store.is_installed("vosk-model-small-en-us-0.15"):
         from speech.vosk_stt import VoskRecognizer
 
@@ -457,9 +461,9 @@ def _recognizers(quick: bool) -> list[tuple[str, Callable[[], Any], int]]:
 
 def run(quick: bool = False) -> dict[str, Any]:
     librivox = librivox_clips()
-    requests = request_set()
+    requests = request_set(step=22 if quick else 1)
     if quick:
-        librivox, requests = librivox[:2], requests[::11]
+        librivox = librivox[:2]
     noisy = {snr: [Utterance(u.name, u.reference, with_noise(u.audio, snr, seed=i), u.voice)
                    for i, u in enumerate(requests)] for snr in SNRS_DB}
     results: dict[str, Any] = {
@@ -493,12 +497,15 @@ def run(quick: bool = False) -> dict[str, Any]:
 def final_latency(recognizer: Any, requests: Sequence[Utterance], quick: bool
                   ) -> dict[str, Any]:
     """stt_final_ms over requests of about 3 s (real-time feed), with the endpointer's
-    600 ms of trailing silence (hands-free) and without (push-to-talk released at once)."""
-    three = sorted(requests, key=lambda u: abs(u.audio.seconds - 3.0))[:3 if quick else 10]
+    trailing silence (hands-free) and without (push-to-talk released at the end)."""
+    from app.config import Settings
+
+    end_silence = Settings().vad.end_silence_ms / 1000
+    three = sorted(requests, key=lambda u: abs(u.audio.seconds - 3.0))[:2 if quick else 10]
     hands_free, cpu, push = [], [], []
-    final_latency_ms(recognizer, three[-1].audio, 0.6)  # untimed: caches and threads warm
+    final_latency_ms(recognizer, three[-1].audio, end_silence)  # untimed: warm caches
     for utterance in three:
-        ms, cpu_share = final_latency_ms(recognizer, utterance.audio, 0.6)
+        ms, cpu_share = final_latency_ms(recognizer, utterance.audio, end_silence)
         hands_free.append(ms)
         cpu.append(cpu_share)
         push.append(final_latency_ms(recognizer, utterance.audio, 0.0)[0])
@@ -507,6 +514,7 @@ def final_latency(recognizer: Any, requests: Sequence[Utterance], quick: bool
             "stt_final_ms_push_to_talk": round(statistics.median(push), 1),
             "live_rtf_cpu": round(statistics.median(cpu), 3),
             "final_latency_utterances": len(three),
+            "end_silence_ms": round(end_silence * 1000),
             "final_latency_audio_seconds": round(statistics.mean(
                 u.audio.seconds for u in three), 2)}
 
@@ -537,9 +545,11 @@ def markdown(results: dict[str, Any]) -> str:
                  f"{row['stt_final_ms_push_to_talk']:.0f})" if "stt_final_ms" in row else "-")
         lines.append(f"| {label} | {lv} | {wer} | {exact} | {rtf['rtf']:.3f} / "
                      f"{rtf['rtf_cpu']:.3f} | {final} |")
+    end_silence = next((r["end_silence_ms"] for r in results["recognizers"].values()
+                        if "end_silence_ms" in r), 0)
     lines += ["", "stt_final_ms: median over requests of about 3 s fed at real-time pace, "
-              "finish() -> final transcript, after the 600 ms of silence the endpointer "
-              "waits for (push-to-talk: finish right after the last sample).", "",
+              f"finish() -> final transcript, after the {end_silence} ms of silence the "
+              "endpointer waits for (push-to-talk: finish at the end of the recording).", "",
               "Targets for the default English recognizer: " + ", ".join(
                   f"{k} {v}" for k, v in TARGETS.items()), ""]
     default = next(iter(results["recognizers"]), None)
@@ -565,14 +575,15 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="a few utterances per set (seconds, for a check)")
+                        help="the default recognizer on a few utterances per set (a check)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     args = parser.parse_args(argv)
     results = run(quick=args.quick)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     name = "stt-quick" if args.quick else "stt"
-    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     table = markdown(results)
-    (RESULTS / f"{name}.md").write_text(table)
+    (args.out / f"{name}.md").write_text(table)
     print(table)
     return 0
 
