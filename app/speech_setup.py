@@ -225,10 +225,6 @@ BARGE_IN_SPEECH_MS = 250
 """Speech this long on the echo-cancelled microphone interrupts Hearth while it speaks."""
 BARGE_IN_GAP_MS = 96
 """...counted over a span this much longer (the canceller chops double talk)."""
-BARGE_IN_ENERGY_THRESHOLD = 0.001
-"""While both talk, the canceller (WebRTC's AEC) turns the person down too: a question
-said over Hearth came out at RMS 0.003-0.005 where [vad] energy_threshold is 0.005.
-Silero tells it from what is left of Hearth's voice (mostly digital silence)."""
 
 
 def build_barge_in_detector(settings: Settings, sample_rate: int = 16000) -> Endpointer | None:
@@ -238,8 +234,7 @@ def build_barge_in_detector(settings: Settings, sample_rate: int = 16000) -> End
     if sample_rate != SILERO_RATE or not silero_available():
         return None
     vad = settings.vad
-    return Endpointer(sample_rate, vad.aggressiveness,
-                      min(vad.energy_threshold, BARGE_IN_ENERGY_THRESHOLD), vad.pre_roll_ms,
+    return Endpointer(sample_rate, vad.aggressiveness, vad.energy_threshold, vad.pre_roll_ms,
                       vad.end_silence_ms, start_speech_ms=BARGE_IN_SPEECH_MS,
                       max_utterance_seconds=vad.max_utterance_seconds, engine="silero",
                       speech_threshold=vad.speech_threshold, start_gap_ms=BARGE_IN_GAP_MS)
