@@ -85,7 +85,7 @@ class SkillSet:
             "HassIncreaseTimer": lambda m: self._change_timer(m, +1),
             "HassDecreaseTimer": lambda m: self._change_timer(m, -1),
             "HassTimerStatus": self._timer_status,
-            "HassNevermind": lambda m: self._reply(m, "okay"),
+            "HassNevermind": self._stop,  # ("闭嘴", "forget it") also quiets a ringing timer
             "HassSetVolume": self._set_volume,
             "HassSetVolumeRelative": self._step_volume,
             "HearthSetAlarm": self._set_alarm,
