@@ -72,7 +72,8 @@ def hearth_threads() -> list[threading.Thread]:
 
 def test_typed_question_runs_a_turn_with_the_real_engine(real_window, qtbot):
     window, events = real_window
-    assert window.engine_label.text() == "engine: llama-cpp"
+    # the status bar names the memory mode the stack chooser picked (app/stack.py)
+    assert window.engine_label.text() == "engine: llama-cpp (mmap)"
     assert window.model_label.text() == "model: smollm2-135m-instruct-q4_1"
     assert window.ptt.isEnabled(), "the private PulseAudio source is a working microphone"
     qtbot.keyClicks(window.text_input, "What is the capital of France?")
