@@ -55,6 +55,11 @@ class VoiceStage:
         self._sentence_of: Turn | None = None
         """The turn whose sentence is partly played (announcements wait for its end)."""
         self._announcement_cancel = threading.Event()
+        """Set by `hush` to stop the announcement being played."""
+        self._synthesis_cancel = threading.Event()
+        """Set by `hush` to drop the announcement being synthesized."""
+        self._announcements = threading.Lock()
+        """Guards the two queues of announcements and their cancel events against `hush`."""
         self.announcing = False
         """An announcement is being played (the microphone ignores it)."""
 
@@ -75,7 +80,8 @@ class VoiceStage:
     def announce(self, text: str, sound: AudioChunk | None) -> None:
         """Queue `sound` and `text` (the text only while replies are spoken)."""
         if self.output or (sound is not None and self.speaker.component is not None):
-            self._to_synthesize.append(Announce(text, sound))
+            with self._announcements:
+                self._to_synthesize.append(Announce(text, sound))
             self.synth_q.put(Announce(text, sound))  # wakes the synthesis thread
 
     def silence(self, turn: Turn | None) -> None:
@@ -87,10 +93,13 @@ class VoiceStage:
         drain(self.play_q, keep=lambda item: isinstance(item, AnnouncementAudio))
 
     def hush(self) -> None:
-        """The user asked for quiet: stop the announcement playing, drop those waiting."""
-        self._to_synthesize.clear()
-        self._to_play.clear()
-        self._announcement_cancel.set()
+        """The user asked for quiet: stop the announcement playing, drop the one being
+        synthesized and those waiting."""
+        with self._announcements:
+            self._to_synthesize.clear()
+            self._to_play.clear()
+            self._synthesis_cancel.set()
+            self._announcement_cancel.set()
         if self.announcing:
             self._stop_speaker()
 
@@ -141,14 +150,21 @@ class VoiceStage:
         self.play_q.put(SentenceEnd(turn))
 
     def _synthesize_announcements(self) -> None:
-        while self._to_synthesize:
-            announcement = self._to_synthesize.popleft()
+        while True:
+            with self._announcements:
+                if not self._to_synthesize:
+                    return
+                announcement = self._to_synthesize.popleft()
+                cancel = self._synthesis_cancel = threading.Event()
             synthesizer = self.synthesizer.component
             chunks = [] if announcement.sound is None else [announcement.sound]
             if synthesizer is not None and self.output:
-                chunks += synthesizer.synthesize(announcement.text)
+                chunks += synthesizer.synthesize(announcement.text, cancel)
             ready = AnnouncementAudio(announcement.text, chunks)
-            self._to_play.append(ready)
+            with self._announcements:
+                if cancel.is_set():
+                    continue  # hushed while it was being synthesized
+                self._to_play.append(ready)
             self.play_q.put(ready)  # wakes the playback thread
 
     # ---- playback thread -------------------------------------------------------------
@@ -191,12 +207,15 @@ class VoiceStage:
         turn = self._sentence_of
         if turn is not None and not (turn.cancel.is_set() or turn.finished):
             return
-        while self._to_play:
-            announcement = self._to_play.popleft()
+        while True:
+            with self._announcements:
+                if not self._to_play:
+                    return
+                announcement = self._to_play.popleft()
+                self._announcement_cancel.clear()  # a later hush sets it again
             speaker = self.speaker.component
             if speaker is None:
                 continue
-            self._announcement_cancel.clear()
             self.announcing = True
             try:
                 for chunk in announcement.chunks:

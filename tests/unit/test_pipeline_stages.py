@@ -214,6 +214,31 @@ def test_push_to_talk_silences_an_announcement() -> None:
     assert stages.speaker.played[0].cancelled and len(stages.speaker.played) == 1
 
 
+@pytest.mark.parametrize("action", ["press", "stop"])
+def test_a_press_or_stop_silences_an_announcement_still_being_synthesized(
+        action: str) -> None:
+    synthesizer = FakeSynthesizer(chunk_seconds=0.2, chunks_per_sentence=2,
+                                  delay_seconds=0.3)
+    stages = Stages(speaker=FakeSpeaker(speed=0.1), synthesizer=synthesizer)
+    assistant, log = started(stages)
+    try:
+        assistant.announce("Wake up.")
+        for _ in range(500):
+            if synthesizer.sentences:
+                break  # its synthesis has begun (each chunk takes 0.3 s)
+            time.sleep(0.01)
+        if action == "press":
+            assistant.push_to_talk_pressed()
+        else:
+            assistant.cancel()
+        log.wait_count(Silenced)
+        time.sleep(1.0)  # the synthesis would have ended and the playback begun
+    finally:
+        assistant.shutdown()
+    assert synthesizer.sentences == ["Wake up."]
+    assert stages.speaker.played == [], "the silenced announcement was played"
+
+
 def test_hands_free_listening_ignores_an_announcement() -> None:
     stages = Stages(speaker=FakeSpeaker(speed=1.0),
                     synthesizer=FakeSynthesizer(chunk_seconds=0.5, chunks_per_sentence=2))
