@@ -25,6 +25,7 @@ from typing import IO, Any
 from app.assistant.pipeline import Assistant
 from app.config import Settings
 from app.events import (
+    Announcement,
     ErrorEvent,
     Event,
     FinalTranscript,
@@ -150,6 +151,8 @@ class ConsoleView:
             return "(listening)\n"
         if isinstance(event, ErrorEvent | Notice):
             return f"({event.text})\n"
+        if isinstance(event, Announcement):
+            return f"hearth (announcement): {event.text}\n"
         return ""
 
 

@@ -74,6 +74,8 @@ class BubbleDelegate(QStyledItemDelegate):
     @staticmethod
     def _footer(index: _Index) -> str:
         footer = index.data(MessageRole.TIME) or ""
+        if index.data(MessageRole.ANNOUNCEMENT):
+            footer += " · announcement"
         if index.data(MessageRole.INTERRUPTED):
             footer += " · interrupted"
         elif index.data(MessageRole.PENDING):

@@ -3,8 +3,9 @@
 `ConversationModel.apply_event` turns pipeline events into rows: a live partial
 transcript becomes a pending user bubble that the final transcript settles, and
 reply tokens grow the last assistant bubble in place (one `dataChanged` per token,
-never a reset), so a view stays smooth however long the history gets. The model
-needs no window and is tested on its own.
+never a reset), so a view stays smooth however long the history gets. What Hearth
+says on its own (an `Announcement`: a timer going off) is an assistant bubble marked
+as an announcement. The model needs no window and is tested on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 
 from app.events import (
+    Announcement,
     Event,
     FinalTranscript,
     PartialTranscript,
@@ -46,6 +48,8 @@ class Message:
     """Still changing: a partial transcript, or a reply being streamed."""
     interrupted: bool = False
     """The reply was cut short (Stop, barge-in, closing)."""
+    announcement: bool = False
+    """Said by Hearth on its own (a timer going off), not a reply to a question."""
     started_at: float = field(default_factory=time.monotonic)
     """Monotonic time of the first text (same clock as event timestamps)."""
     finished_at: float | None = None
@@ -65,6 +69,7 @@ class MessageRole(enum.IntEnum):
     TURN = Qt.ItemDataRole.UserRole + 6
     STARTED_AT = Qt.ItemDataRole.UserRole + 7
     FINISHED_AT = Qt.ItemDataRole.UserRole + 8
+    ANNOUNCEMENT = Qt.ItemDataRole.UserRole + 9
 
 
 class ConversationModel(QAbstractListModel):
@@ -87,11 +92,14 @@ class ConversationModel(QAbstractListModel):
             return msg.text
         if role == Qt.ItemDataRole.AccessibleTextRole:
             who = "You" if msg.role == USER else "Hearth"
+            if msg.announcement:
+                who += " (announcement)"
             return f"{who}: {msg.text}" + (" (interrupted)" if msg.interrupted else "")
         values = {
             MessageRole.ROLE: msg.role,
             MessageRole.PENDING: msg.pending,
             MessageRole.INTERRUPTED: msg.interrupted,
+            MessageRole.ANNOUNCEMENT: msg.announcement,
             MessageRole.TIME: msg.wall_time.strftime("%H:%M"),
             MessageRole.TURN: msg.turn_id,
             MessageRole.STARTED_AT: msg.started_at,
@@ -142,6 +150,9 @@ class ConversationModel(QAbstractListModel):
             self._on_token(event)
         elif isinstance(event, ReplyFinished):
             self._on_reply_finished(event)
+        elif isinstance(event, Announcement) and event.text.strip():
+            self._append(Message(ASSISTANT, event.text, event.turn_id, announcement=True,
+                                 started_at=event.timestamp, finished_at=event.timestamp))
         elif isinstance(event, StateChanged) and event.state in (State.IDLE, State.ERROR):
             self._settle(event.timestamp)
 
@@ -216,7 +227,8 @@ class ConversationModel(QAbstractListModel):
         """Row of the newest message of `role` in `turn_id` (only recent rows are searched)."""
         for row in range(len(self._messages) - 1, max(-1, len(self._messages) - 8), -1):
             msg = self._messages[row]
-            if msg.role == role and msg.turn_id == turn_id and (msg.pending or not pending_only):
+            if (msg.role == role and msg.turn_id == turn_id and not msg.announcement
+                    and (msg.pending or not pending_only)):
                 return row
         return None
 

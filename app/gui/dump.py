@@ -34,7 +34,8 @@ def window_state(window: MainWindow) -> dict[str, Any]:
         "banner": window.banner.text,
         "focus": (focus.accessibleName() or type(focus).__name__) if focus is not None else "",
         "messages": [{"role": m.role, "text": m.text, "pending": m.pending,
-                      "interrupted": m.interrupted} for m in window.model.messages()],
+                      "interrupted": m.interrupted, "announcement": m.announcement}
+                     for m in window.model.messages()],
     }
 
 

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication
 from app.assistant.pipeline import Assistant
 from app.config import Settings, replace
 from app.events import ErrorEvent, Event, FinalTranscript, ReplyFinished, ReplyToken, State
-from app.gui.conversation_model import ASSISTANT, USER
+from app.gui.conversation_model import ASSISTANT, USER, MessageRole
 from app.gui.main_window import MainWindow
 from app.gui.session import SessionInfo
 from tests.fakes import (
@@ -280,3 +280,14 @@ def test_a_microphone_that_appears_later_enables_push_to_talk(make_window, qtbot
     window.bridge.notice.emit("The microphone is back; you can speak again.", "microphone-back")
     qtbot.waitUntil(lambda: window.ptt.isEnabled(), timeout=WAIT_MS)
     assert "microphone is back" in window.banner.text
+
+
+def test_an_announcement_is_shown_as_a_marked_assistant_message(make_window, qtbot):
+    window, built = make_window()
+    built.assistant.announce("Your tea timer is done.")
+    qtbot.waitUntil(lambda: bool(rows(window)), timeout=WAIT_MS)
+    assert rows(window) == [(ASSISTANT, "Your tea timer is done.")]
+    index = window.model.index(0, 0)
+    assert index.data(MessageRole.ANNOUNCEMENT) is True
+    assert index.data(Qt.ItemDataRole.AccessibleTextRole) == (
+        "Hearth (announcement): Your tea timer is done.")

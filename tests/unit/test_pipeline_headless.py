@@ -187,3 +187,20 @@ def test_history_cli_list_show_export_clear(tmp_path: Path,
     assert main(["--config", str(config), "history", "show", "9"]) == 1
     assert main(["--config", str(config), "history", "clear", "--yes"]) == 0
     assert "Deleted 2 turns" in capsys.readouterr().out
+
+
+def test_an_announcement_is_written_to_the_console() -> None:
+    settings = fake_settings()
+    assistant = make_assistant(settings, None)
+    output = io.StringIO()
+    runner = HeadlessRunner(settings, assistant, input_stream=io.StringIO(""), output=output)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    try:
+        wait_until(lambda: bool(output.getvalue()))  # it says how to talk: running
+        assistant.announce("Your tea timer is done.")
+        wait_until(lambda: "timer" in output.getvalue())
+    finally:
+        runner.stop()
+        thread.join(10)
+    assert "hearth (announcement): Your tea timer is done.\n" in output.getvalue()
