@@ -38,11 +38,11 @@ RUNTIME_BYTES = 32 * 2**20
 and mapped memory importing what `hearth ask` imports, from a cold page cache)."""
 ESPEAK_BYTES = 8 * 2**20
 """espeak-ng speaking a long sentence (a child process, in the same cgroup): measured 5 MiB."""
-NUMPY_EXTRA_BYTES = 136 * 2**20
-"""The numpy engine besides its weights: its code, activations, logits, and the float32
-KV cache at 2048 tokens (2 x 4 bytes x 30 layers x 192 x 2048 = 90 MiB for SmolLM2-135M,
-92 MiB for TinyLlama). Measured with the mapped Q4_1 file: 137 MiB with the KV cache of
-one turn, of which 94 MiB is the file."""
+NUMPY_EXTRA_BYTES = 88 * 2**20
+"""The numpy engine besides its weights: its code, activations, logits, and the float16
+KV cache at 2048 tokens (2 x 2 bytes x 30 layers x 192 x 2048 = 45 MiB for SmolLM2-135M,
+46 MiB for TinyLlama). Measured with the mapped Q4_1 file: 137 MiB with the KV cache of
+one turn, of which 94 MiB is the file, so 43 MiB plus the full cache."""
 STREAM_RESIDENT_SHARE = 0.15
 """Share of the model file that "stream" keeps resident (the layer being computed and
 the pages the kernel reads ahead)."""
@@ -121,8 +121,9 @@ def engine_bytes(entry: CatalogEntry | None, engine: str, mode: str,
 
     llama.cpp: the catalog's ram_bytes, measured (mapped weights, f16 KV cache at 2048
     tokens, compute buffers, its library). numpy: its own part plus the weights as `mode`
-    holds them: float32 ("cache"), the mapped file ("mmap", "reference"), or a share of the
-    file ("stream"); "auto" is counted as "mmap" plus the float32 budget it is given."""
+    holds them: float32 ("cache", and "reference", which unpacks every matrix to float32),
+    the mapped file ("mmap"), or a share of the file ("stream"); "auto" is counted as
+    "mmap" plus the float32 budget it is given."""
     if engine == "remote":
         return 0
     if entry is None:
@@ -135,7 +136,8 @@ def engine_bytes(entry: CatalogEntry | None, engine: str, mode: str,
     else:
         file_bytes = entry.size_bytes or entry.ram_bytes // 2
         float32 = 4 * entry.params or 8 * file_bytes
-    weights = {"cache": float32, "stream": int(STREAM_RESIDENT_SHARE * file_bytes)}
+    weights = {"cache": float32, "reference": float32,
+               "stream": int(STREAM_RESIDENT_SHARE * file_bytes)}
     return NUMPY_EXTRA_BYTES + weights.get(mode, file_bytes)
 
 
@@ -159,8 +161,8 @@ def _catalog_bytes(catalog: Catalog, model_id: str) -> int:
 
 def context_bytes(path: Path | None, context_length: int, engine: str) -> int:
     """What a KV cache of `context_length` tokens takes over (or under) the one of
-    CATALOG_CONTEXT tokens the catalog's figures were measured with: llama.cpp keeps K and
-    V in f16, the numpy engine in float32. The model's shape comes from its GGUF header;
+    CATALOG_CONTEXT tokens the catalog's figures were measured with: llama.cpp and the numpy
+    engine both keep K and V in f16. The model's shape comes from its GGUF header;
     0 when it cannot be read (a model not installed yet, another format)."""
     if engine == "remote" or path is None or path.suffix != ".gguf" or not path.is_file():
         return 0
@@ -178,7 +180,7 @@ def context_bytes(path: Path | None, context_length: int, engine: str) -> int:
     dim = meta.get(f"{arch}.embedding_length", 0)
     if not (layers and heads and dim):
         return 0
-    per_token = 2 * layers * kv_heads * (dim // heads) * (4 if engine == "numpy" else 2)
+    per_token = 2 * layers * kv_heads * (dim // heads) * 2
     return (context_length - CATALOG_CONTEXT) * per_token
 
 

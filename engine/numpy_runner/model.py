@@ -163,8 +163,9 @@ def lazy_zeros(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
 
 
 def kv_cache_bytes(config: Config, context_length: int) -> int:
-    """Bytes the KV cache of `context_length` positions takes."""
-    return 2 * 4 * config.n_layers * config.kv_dim * context_length
+    """Bytes the KV cache of `context_length` positions takes (float16, as `RunState`
+    allocates it)."""
+    return 2 * np.dtype(np.float16).itemsize * config.n_layers * config.kv_dim * context_length
 
 
 def rope_tables(

@@ -31,7 +31,8 @@ from app.models.tiers import (
     parse_size,
 )
 from app.speech_setup import choose_recognizer, choose_synthesizer
-from app.stack import RUNTIME_BYTES, choose_stack
+from app.stack import RUNTIME_BYTES, choose_stack, engine_bytes
+from engine.numpy_runner.model import Config, RunState, kv_cache_bytes
 
 
 def test_shipped_catalog_is_complete() -> None:
@@ -166,6 +167,27 @@ def test_a_longer_context_counts_its_kv_cache() -> None:
     # SmolLM2-135M: K and V in f16, 30 layers x 3 KV heads x 64 = 23040 bytes a token
     assert long.needed_bytes - short.needed_bytes == (8192 - 2048) * 23040
     assert long.engine_bytes - short.engine_bytes == (8192 - 2048) * 23040
+    numpy = replace(Settings(), "engine", backend="numpy")
+    short = choose_stack(numpy, memory=memory)
+    long = choose_stack(replace(numpy, "engine", context_length=8192), memory=memory)
+    assert long.engine_bytes - short.engine_bytes == (8192 - 2048) * 23040  # f16 too
+
+
+def test_numpy_reference_mode_counts_float32_weights_like_cache() -> None:
+    """Reference mode unpacks every matrix to float32 (836 MB peak measured for SmolLM2),
+    not the mapped file."""
+    entry = load_catalog().get("smollm2-135m-instruct-q4_1")
+    cache = engine_bytes(entry, "numpy", "cache")
+    assert engine_bytes(entry, "numpy", "reference") == cache
+    assert cache > engine_bytes(entry, "numpy", "mmap") + 3 * entry.size_bytes
+
+
+def test_the_numpy_kv_cache_estimate_is_what_the_runner_allocates() -> None:
+    """The runner's KV cache is float16: the planner's figure is its real size."""
+    smollm2 = Config(dim=576, hidden_dim=1536, n_layers=30, n_heads=9, n_kv_heads=3,
+                     vocab_size=49152, seq_len=8192, head_dim=64)
+    state = RunState(smollm2, 2048, batch=1)
+    assert kv_cache_bytes(smollm2, 2048) == state.kv_cache_bytes == 2048 * 23040
 
 
 def test_a_derived_file_is_never_preferred_over_its_source() -> None:
