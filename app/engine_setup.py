@@ -120,12 +120,3 @@ def build_engine(
 
     return FallbackChatEngine(primary, load_local), choice
 
-
-def generation_defaults(settings: Settings) -> dict[str, object]:
-    """GenerationOptions keyword arguments from the settings (CLI flags override them)."""
-    e = settings.engine
-    return {
-        "max_tokens": e.max_tokens, "temperature": e.temperature, "top_k": e.top_k,
-        "top_p": e.top_p, "min_p": e.min_p, "repeat_penalty": e.repeat_penalty,
-        "seed": None if e.seed < 0 else e.seed,
-    }

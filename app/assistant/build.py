@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from app.assistant.listen import Ears
+from app.assistant.ears import Ears
 from app.assistant.pipeline import Assistant
 from app.config import Settings, replace
 from app.engine_setup import EngineChoice, build_engine
