@@ -390,12 +390,8 @@ class ClusterChatEngine(ChatEngine):
             details["cluster"] = f"not in use: {self._fault.text}"
         return EngineInfo(info.backend, info.model_path, info.context_length, details)
 
-    def chat(
-        self,
-        messages: Sequence[ChatMessage],
-        options: GenerationOptions | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[str]:
+    def _stream(self, messages: list[ChatMessage], options: GenerationOptions,
+                cancel: threading.Event) -> Iterator[str]:
         self._maybe_retry()
         cluster = self._cluster
         if cluster is not None:
@@ -404,7 +400,7 @@ class ClusterChatEngine(ChatEngine):
                 return
             except EngineProcessError as exc:
                 self._on_cluster_failure(exc)
-        if cancel is not None and cancel.is_set():
+        if cancel.is_set():
             return
         local = self._local_engine()
         fault = self._fault

@@ -282,15 +282,6 @@ class SubprocessChatEngine(ChatEngine):
         return EngineInfo(self._info.backend, self._info.model_path,
                           self._info.context_length, details)
 
-    def chat(
-        self,
-        messages: Sequence[ChatMessage],
-        options: GenerationOptions | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[str]:
-        return self._stream(list(messages), options or GenerationOptions(),
-                            cancel or threading.Event())
-
     def _stream(self, messages: list[ChatMessage], options: GenerationOptions,
                 cancel: threading.Event) -> Iterator[str]:
         with self._lock:
