@@ -37,7 +37,7 @@ from engine.base import (
     GenerationStats,
 )
 from engine.errors import EngineError
-from engine.rpc import ClusterError, Endpoint, WorkerStatus, WorkerUnreachableError, probe_worker
+from engine.rpc import ClusterError, WorkerStatus, WorkerUnreachableError, probe_worker
 from engine.subprocess_engine import EngineProcessError, SubprocessChatEngine
 
 log = logging.getLogger(__name__)
@@ -81,16 +81,6 @@ class PooledMemory:
         return text
 
 
-def allow_worker_hosts(settings: Settings) -> None:
-    """Let this process's offline guard connect to the configured workers' hosts."""
-    from app.netguard import active_guard, install_network_guard
-
-    guard = active_guard()
-    hosts = {Endpoint.parse(w).host for w in settings.cluster.workers}
-    if guard is not None and not hosts <= set(guard.allowed_hosts):
-        install_network_guard([*guard.allowed_hosts, *hosts])
-
-
 def probe_all(workers: Sequence[str], timeout_seconds: float
               ) -> list[WorkerStatus | WorkerUnreachableError]:
     """Probe every worker at once; each result is a status or the error it gave."""
@@ -110,7 +100,6 @@ def pooled_memory(settings: Settings) -> PooledMemory | None:
     """The workers' pooled memory (probed now), or None when no workers are configured."""
     if not settings.cluster.workers:
         return None
-    allow_worker_hosts(settings)
     results = probe_all(settings.cluster.workers, settings.cluster.connect_timeout_seconds)
     return PooledMemory(
         workers=tuple(r for r in results if isinstance(r, WorkerStatus)),

@@ -11,8 +11,8 @@ Two layers, both installed by the CLI before any subcommand runs:
    single packet leaves. Name lookups of other hosts are refused as well, so not even
    a DNS query gives away what Hearth is doing.
 
-Normal operation allows only the configured LAN server (`remote.url`); `hearth models
-install` additionally allows the catalog's download hosts (see `allowed_hosts_for`).
+Normal operation allows only the configured LAN server (`remote.url`) and cluster
+workers (`cluster.workers`); `hearth models install` additionally allows the catalog's download hosts (see `allowed_hosts_for`).
 """
 
 from __future__ import annotations
@@ -86,13 +86,15 @@ def _proxy_hosts() -> list[str]:
 
 
 def allowed_hosts_for(settings: Any, *, installing_models: bool = False) -> list[str]:
-    """The hosts a run may reach: the configured LAN server, and while installing
-    models also the catalog's download hosts (with their subdomains, where CDNs
-    redirect to) and any configured HTTP proxy."""
+    """The hosts a run may reach: the configured LAN server and cluster workers, and
+    while installing models also the catalog's download hosts (with their subdomains,
+    where CDNs redirect to) and any configured HTTP proxy."""
     hosts: list[str] = []
     remote = _host_of(getattr(getattr(settings, "remote", None), "url", "") or "")
     if remote:
         hosts.append(remote)
+    workers = getattr(getattr(settings, "cluster", None), "workers", ())
+    hosts += [worker.rpartition(":")[0] for worker in workers]  # 'host:port', validated
     if installing_models:
         from app.models.catalog import load_catalog
 

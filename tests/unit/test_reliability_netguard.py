@@ -160,6 +160,8 @@ def test_allowed_hosts_for_settings() -> None:
     assert allowed_hosts_for(lan) == ["192.168.1.20"]
     installing = allowed_hosts_for(Settings(), installing_models=True)
     assert "huggingface.co" in installing and "*.huggingface.co" in installing
+    cluster = replace(lan, "cluster", workers=("192.168.1.21:50052", "attic-pi:50052"))
+    assert allowed_hosts_for(cluster) == ["192.168.1.20", "192.168.1.21", "attic-pi"]
 
 
 def _connect_outside(args: object, settings: object) -> int:
