@@ -1,4 +1,4 @@
-"""The code's layout: every public function of app/ is used by the product (not only by
+"""The code's layout: every public function of app/ is used (by the product or its
 tests), and a name is imported from the module that defines it, not from one that
 imports it in turn."""
 
@@ -12,8 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 PRODUCT = ("app", "engine", "speech", "bench")
 
 
-def sources() -> dict[Path, str]:
-    return {path: path.read_text() for folder in PRODUCT
+def sources(folders: tuple[str, ...] = PRODUCT) -> dict[Path, str]:
+    return {path: path.read_text() for folder in folders
             for path in sorted((REPO / folder).rglob("*.py"))}
 
 
@@ -22,7 +22,7 @@ def module_name(path: Path) -> str:
 
 
 def test_every_public_function_of_app_is_used() -> None:
-    texts = sources()
+    texts = sources((*PRODUCT, "tests"))
     unused = []
     for path, text in texts.items():
         if path.relative_to(REPO).parts[0] != "app":
