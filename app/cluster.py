@@ -28,6 +28,7 @@ from app.errors import HearthError, InsufficientMemoryError, ModelNotInstalledEr
 from app.models.catalog import CatalogEntry
 from app.models.store import ModelStore
 from app.models.tiers import DOES_NOT_FIT, MachineMemory, fit_label, format_bytes, tier_for
+from app.stack import preferred_model
 from engine.base import (
     ChatEngine,
     ChatMessage,
@@ -149,7 +150,7 @@ def cluster_plan(settings: Settings, pooled: PooledMemory, store: ModelStore | N
         if store.is_installed(wanted.id) and "llama-cpp" in wanted.engines:
             entry = wanted
         elif candidates:
-            entry = max(candidates, key=lambda e: e.ram_bytes)
+            entry = preferred_model(candidates)
         else:
             raise ModelNotInstalledError(
                 wanted.id, f"no installed chat model fits the workers' {pooled.describe()}; "

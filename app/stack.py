@@ -205,6 +205,13 @@ def _derived_source(entry: CatalogEntry) -> str:
     return next((s.derived_from for s in entry.sources if s.type == "derived"), "")
 
 
+def preferred_model(candidates: list[CatalogEntry]) -> CatalogEntry:
+    """Which of the installed chat models `candidates` to take when the wanted one is not
+    installed: sources before the files derived from them, then the largest."""
+    originals = [e for e in candidates if not _derived_source(e)] or candidates
+    return max(originals, key=lambda e: e.ram_bytes)
+
+
 def _prefer_source(store: ModelStore, entry: CatalogEntry, engine: str) -> CatalogEntry:
     """The file `entry` was derived from, when it is installed and `engine` reads it:
     a re-quantization carries its source's rounding plus its own."""
@@ -287,11 +294,8 @@ class _Chooser:
             raise ModelNotInstalledError(
                 wanted.id, f"no chat model is installed; for this machine install: "
                            f"hearth models install {wanted.id}")
-        # sources before the files derived from them, then the largest that fits
         fitting = [e for e in installed if e.ram_bytes + RUNTIME_BYTES <= self.budget]
-        pool = fitting or installed
-        originals = [e for e in pool if not _derived_source(e)] or pool
-        best = max(originals, key=lambda e: e.ram_bytes)
+        best = preferred_model(fitting or installed)
         self.reasons["model"] = (f"the {self.tier.name} tier's {wanted.id} is not installed "
                                  f"(hearth models install {wanted.id}), so {best.id}")
         return best

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.cluster import PooledMemory, cluster_plan
 from app.config import Settings, replace
 from app.engine_setup import choose_engine, engine_config
 from app.errors import (
@@ -33,6 +34,7 @@ from app.models.tiers import (
 from app.speech_setup import choose_recognizer, choose_synthesizer
 from app.stack import RUNTIME_BYTES, choose_stack, engine_bytes
 from engine.numpy_runner.model import Config, RunState, kv_cache_bytes
+from engine.rpc import Endpoint, WorkerStatus
 
 
 def test_shipped_catalog_is_complete() -> None:
@@ -197,6 +199,17 @@ def test_a_derived_file_is_never_preferred_over_its_source() -> None:
     for engine in ("llama-cpp", "numpy", None):
         choice = choose_engine(Settings(), engine, memory=memory)
         assert choice.model_id == "smollm2-135m-instruct-q4_1", engine
+
+
+def test_the_cluster_never_prefers_a_derived_file_over_its_source_either() -> None:
+    """`hearth models recommend` with workers took the Q8_0 made from the bundled Q4_1."""
+    store = ModelStore()
+    derived, source = "smollm2-135m-instruct-q8_0", "smollm2-135m-instruct-q4_1"
+    assert store.is_installed(derived) and store.is_installed(source)
+    for gib in (2, 8, 32):  # tiers whose own model is not installed
+        worker = WorkerStatus(Endpoint("192.0.2.5", 50052), usable_bytes=gib * 2**30)
+        plan = cluster_plan(Settings(), PooledMemory(workers=(worker, worker)), store)
+        assert plan.model_id == source, gib
 
 
 def test_speech_auto_is_what_the_stack_says() -> None:
