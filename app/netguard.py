@@ -12,7 +12,8 @@ Two layers, both installed by the CLI before any subcommand runs:
    a DNS query gives away what Hearth is doing.
 
 Normal operation allows only the configured LAN server (`remote.url`) and cluster
-workers (`cluster.workers`); `hearth models install` additionally allows the catalog's download hosts (see `allowed_hosts_for`).
+workers (`cluster.workers`); `hearth models install` additionally allows the catalog's
+download hosts (see `allowed_hosts_for`).
 """
 
 from __future__ import annotations
