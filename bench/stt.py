@@ -136,6 +136,9 @@ def normalize(text: str) -> str:
         text = text.replace(written, spoken)
     text = re.sub(r"\$(\d[\d,]*(?:\.\d+)?)", r"\1 dollars", text)
     text = re.sub(r"\b(\d{1,2}):(\d{2})\b", _spell_time, text)
+    # "7.30" is how Whisper often writes a time of day (British style)
+    text = re.sub(r"\b(?:at|for|until|to) (\d{1,2})\.(\d{2})\b",
+                  lambda m: m.group(0).split()[0] + _spell_time(m), text)
     text = re.sub(r"(\d)\s*-\s*(\d)", r"\1 minus \2", text)
     text = re.sub(r"(\d)\s*/\s*(\d)", r"\1 divided by \2", text)
     text = re.sub(r"(\d)\s*x\s*(\d)", r"\1 times \2", text)

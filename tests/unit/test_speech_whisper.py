@@ -64,6 +64,8 @@ def test_steady_noise_below_the_speech_counts_as_quiet() -> None:
     ("What's 12 + 7?", "what is twelve plus seven"),
     ("Wake me up at 6 o'clock", "wake me up at six oclock"),
     ("Set an alarm for 7:30 a.m.", "set an alarm for seven thirty am"),
+    ("Set an alarm for 7.30.", "set an alarm for seven thirty"),
+    ("What is 3.25 times 2?", "what is three point two five times two"),
     ("Convert 100°F to Celsius.", "convert one hundred degrees fahrenheit to celsius"),
     ("What is 3.5 times 4?", "what is three point five times four"),
     ("How many metres in 2 km?", "how many meters in two kilometers"),
