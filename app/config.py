@@ -206,7 +206,7 @@ class VadSettings:
     aggressiveness: int = _doc("WebRTC VAD aggressiveness, 0 (least) to 3 (most)",
                                _between(0, 3), default=2)
     energy_threshold: float = _doc(
-        "Ignore frames quieter than this RMS (0..1) even if the VAD calls them speech",
+        "WebRTC VAD: ignore frames quieter than this RMS (0..1) even if it calls them speech",
         _between(0.0, 1.0),
         default=0.005,
     )

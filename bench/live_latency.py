@@ -279,7 +279,7 @@ def barge_in(trials: int, replies: int, said: dict[str, AudioChunk],
                 since = len(events)
                 assistant.submit_text(STORY)
                 speaking = _wait_for(events, since, lambda e: isinstance(e, SpeechStarted))
-                time.sleep(1.0 + 0.37 * trial % 1.0)
+                time.sleep(3.0 + 0.37 * trial % 1.0)  # after ECHO_SETTLE_SECONDS
                 started = time.monotonic()
                 player = server.play_wav_to_mic(wav, wait=False)
                 stop = _wait_for(events, since, lambda e, t=speaking.turn_id: isinstance(

@@ -45,11 +45,12 @@ from speech.wake import SelfTriggerGuard, WakeWordDetector
 
 log = logging.getLogger(__name__)
 
-ECHO_SETTLE_SECONDS = 1.0
-"""Speech does not barge in during the first second of a reply: a speaker stream that
-(re)starts makes PulseAudio's canceller resynchronize, and ~0.5 s of Hearth's own voice
-leaked through, enough for Silero (measured with bench/live_latency.py). The wake word
-still does."""
+ECHO_SETTLE_SECONDS = 2.5
+"""Speech does not barge in during the first 2.5 s of a reply: a speaker stream that
+(re)starts (after a barge-in or Stop aborted it) makes PulseAudio's canceller
+resynchronize, and Hearth's own voice leaked through for about half a second, up to
+2 s after the reply started (measured with bench/live_latency.py). The wake word still
+barges in then."""
 
 class ListenStage:
     """Capture and listen loops. `start_turn(trigger, at)` begins a spoken turn (None
@@ -215,7 +216,8 @@ class ListenStage:
                 return
         for event in detector.process(chunk):
             if event.kind == VadEventKind.SPEECH_START:
-                log.info("barge-in: %.2f s of speech over the reply", event.audio.seconds)
+                log.info("barge-in: %.2f s of speech over the reply (%.1f s into it)",
+                         event.audio.seconds, time.monotonic() - (self._speaking_since or 0.0))
                 turn = self._start_turn(Trigger.VAD, time.monotonic())
                 if turn is not None:
                     self._vad().reset()

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from app.assistant.build import build_assistant
+from app.assistant.listen import ECHO_SETTLE_SECONDS
 from app.config import Settings, replace, settings_from_dict
 from app.events import (
     Event,
@@ -151,7 +152,7 @@ def test_speech_or_the_wake_word_over_the_reply_stops_it_and_listens(
         said: str) -> None:
     hearth, events = assistant
     speaking = _reply_speaking(hearth, events)
-    time.sleep(1.0)
+    time.sleep(ECHO_SETTLE_SECONDS)  # speech barges in only after the canceller settled
     before = len(events)
     _speak_into_mic(echo_server, tmp_path, said)
     started = _wait(events, before, lambda e: isinstance(e, TurnStarted), timeout=20)
