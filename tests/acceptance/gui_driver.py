@@ -10,9 +10,11 @@ bubbles of its conversation view, its state and status bar).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -53,18 +55,20 @@ class XServer:
 
 
 class Gui:
-    """`hearth ARGS` (gui) on `display`, with its window dump at `dump`."""
+    """`hearth ARGS` (gui) on `display`, with its window dump at `dump`; or `command`
+    (such as `make run`) that starts it."""
 
     def __init__(self, args: list[str], *, display: str, env: Mapping[str, str], cwd: Path,
-                 dump: Path, log: Path) -> None:
+                 dump: Path, log: Path, command: list[str] | None = None) -> None:
         self.display = display
         self.dump = dump
         self.log = log
         environment = {**env, "DISPLAY": display, "HEARTH_GUI_DUMP": str(dump)}
         environment.pop("QT_QPA_PLATFORM", None)
         with log.open("wb") as out:
-            self.process = subprocess.Popen([str(HEARTH), *args], cwd=cwd, env=environment,
-                                            stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+            self.process = subprocess.Popen(command or [str(HEARTH), *args], cwd=cwd,
+                                            env=environment, stdin=subprocess.DEVNULL,
+                                            stdout=out, stderr=out, start_new_session=True)
         self.window = self._find_window()
 
     def xdotool(self, *args: str) -> str:
@@ -175,9 +179,10 @@ class Gui:
         return self.process.wait(timeout)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        """Whatever is left of it (its process group: make and its children too)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
 
 
 def grab(window_id: int, out: Path) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtGui import QImage
 
-from tests.acceptance.conftest import Home
+from tests.acceptance.conftest import ROOT, Home
 from tests.acceptance.gui_driver import Gui, XServer
 from tests.acceptance.sound import SoundServer
 
@@ -73,5 +73,20 @@ def test_typed_question_gets_a_real_reply_in_the_window(
         after = gui.screenshot(tmp_path / "after.png")
         assert changed_pixels(before, after) > 2000, "the reply did not show on the screen"
         assert gui.quit() == 0
+    finally:
+        gui.kill()
+
+
+def test_make_run_with_a_display_opens_the_window(
+        hearth: Path, home: Home, desktop: dict[str, str], x_server: XServer,
+        tmp_path: Path) -> None:
+    """README: `make run` opens the window when a display is available."""
+    gui = Gui([], display=x_server.display, env=desktop, cwd=ROOT,
+              dump=tmp_path / "window.json", log=tmp_path / "make.log", command=["make", "run"])
+    try:
+        gui.wait_ready()
+        gui.type_question(QUESTION)
+        gui.wait_reply(1)
+        assert gui.quit() == 0  # make ends when the window is closed
     finally:
         gui.kill()
