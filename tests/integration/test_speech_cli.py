@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.stt import normalize
 from speech.wav import read_wav
 from tests.conftest import ROOT
 from tests.integration.test_speech_roundtrip import MAX_WER, word_error_rate
@@ -27,10 +28,19 @@ def test_say_to_file_then_transcribe_it(tmp_path: Path) -> None:
     heard = hearth("transcribe", str(wav), "--json")
     assert heard.returncode == 0, heard.stderr
     result = json.loads(heard.stdout)
+    # the automatic recognizer: Whisper, installed with the bundled models
+    assert (result["backend"], result["model"]) == ("whisper", "whisper-tiny.en")
+    assert normalize(result["text"]) == "set a timer for ten minutes"
+    assert [w["word"] for w in result["words"]] == [w.strip('.,;:!?"()')
+                                                    for w in result["text"].split()]
+    assert result["audio_seconds"] == round(audio.seconds, 3)
+
+    heard = hearth("transcribe", str(wav), "--stt", "pocketsphinx", "--json")
+    assert heard.returncode == 0, heard.stderr
+    result = json.loads(heard.stdout)
     assert result["backend"] == "pocketsphinx"
     assert word_error_rate("set a timer for ten minutes", result["text"]) <= MAX_WER
     assert [w["word"] for w in result["words"]] == result["text"].split()
-    assert result["audio_seconds"] == round(audio.seconds, 3)
 
 
 def test_say_with_espeak_voice(tmp_path: Path) -> None:

@@ -82,10 +82,13 @@ def test_hearth_transcribe_with_whisper(spoken: dict[str, AudioChunk], tmp_path:
 
 
 def _listen(microphone: Microphone, whisper: WhisperRecognizer, seconds: float,
-            partials: list[str]) -> None:
-    """Feed `seconds` of microphone audio to `whisper`, collecting its partials."""
+            partials: list[str], player: threading.Thread | None = None) -> None:
+    """Feed microphone audio to `whisper` for `seconds`, or until 0.6 s after `player`
+    has finished playing (a busy machine may start it late), collecting its partials."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline or (player is not None and player.is_alive()):
+        if player is not None and player.is_alive():
+            deadline = max(deadline, time.monotonic() + 0.6)
         chunk = microphone.read(timeout=0.5)
         if chunk is None:
             continue
@@ -121,7 +124,7 @@ def test_through_the_microphone_partials_come_before_the_final(
         whisper.reset()
         player = _play_later(pulse_server, wav, 0.2)
         partials: list[str] = []
-        _listen(microphone, whisper, spoken[text].seconds + 1.2, partials)
+        _listen(microphone, whisper, spoken[text].seconds + 1.2, partials, player)
         final = whisper.finish()
         player.join(10)
     finally:
@@ -148,7 +151,7 @@ def test_cancel_mid_utterance_forgets_what_was_said(
         player.join(10)
         _drain(microphone, 0.3)  # the rest of it, still in flight: not listened to
         player = _play_later(pulse_server, second, 0.1)
-        _listen(microphone, whisper, spoken[wanted].seconds + 1.0, [])
+        _listen(microphone, whisper, spoken[wanted].seconds + 1.0, [], player)
         final = whisper.finish()
         player.join(10)
     finally:
