@@ -3,6 +3,8 @@
 - `mutations()`: a hypothesis strategy of byte-level edits (bit flips, "interesting"
   integers written over counts and lengths, deletions, insertions, truncation) applied
   by `mutate()` to a real file's bytes.
+- `case_file()`: one case's bytes in a fresh file of the shared `workdir` (the module
+  fixture in tests/unit/conftest.py), deleted afterwards.
 - `check_load()`: runs one load under a time budget (SIGALRM) and tracemalloc, and
   asserts it either succeeds or raises one of the project's typed errors — with a
   message — and that its peak allocation stays proportional to the file.
@@ -19,6 +21,7 @@ import contextlib
 import os
 import signal
 import struct
+import tempfile
 import tracemalloc
 import wave
 from collections.abc import Callable, Iterator
@@ -117,6 +120,20 @@ def mutate(data: bytes, mutation: Mutation, region: int | None = None) -> bytes:
     if mutation.truncate_at is not None:
         del buf[int(mutation.truncate_at * len(buf)) :]
     return bytes(buf)
+
+
+@contextmanager
+def case_file(directory: Path, data: bytes, suffix: str) -> Iterator[Path]:
+    """`data` in a new file of `directory`, deleted when the block ends. A fresh name per
+    case: a file still memory-mapped by an earlier case is never rewritten under it."""
+    fd, name = tempfile.mkstemp(suffix=suffix, dir=directory)
+    with open(fd, "wb") as fh:
+        fh.write(data)
+    path = Path(name)
+    try:
+        yield path
+    finally:
+        path.unlink()
 
 
 class CaseTimeout(BaseException):

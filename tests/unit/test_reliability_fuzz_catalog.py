@@ -7,9 +7,7 @@ Each must give a `Catalog` or a one-line `CatalogError` — never another except
 from __future__ import annotations
 
 import copy
-import tempfile
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,38 +17,22 @@ from hypothesis import strategies as st
 
 from app.errors import CatalogError
 from app.models.catalog import DEFAULT_CATALOG_PATH, load_catalog, parse_catalog
-from tests.unit.reliability_fuzz import (
-    Mutation,
-    Sample,
-    check_load,
-    fuzz_settings,
-    mutate,
-    mutations,
-)
+from tests.unit import reliability_fuzz as fuzz
 
 CATALOG_TEXT = DEFAULT_CATALOG_PATH.read_bytes()
 CATALOG = tomllib.loads(CATALOG_TEXT.decode("utf-8"))
 
 
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="hearth-fuzz-catalog-") as name:
-        yield Path(name)
-
-
-@fuzz_settings(200)
-@given(mutation=mutations(max_edits=8))
-def test_mutated_catalog_file_loads_or_is_rejected(workdir: Path, mutation: Mutation) -> None:
-    sample = Sample("models.toml", CATALOG_TEXT)
-    data = mutate(sample.data, mutation)
-    fd, name = tempfile.mkstemp(suffix=".toml", dir=workdir)
-    with open(fd, "wb") as fh:
-        fh.write(data)
-    path = Path(name)
-    try:
-        check_load(lambda: load_catalog(path), allowed=(CatalogError,), file_bytes=len(data))
-    finally:
-        path.unlink()
+@fuzz.fuzz_settings(200)
+@given(mutation=fuzz.mutations(max_edits=8))
+def test_mutated_catalog_file_loads_or_is_rejected(
+    workdir: Path, mutation: fuzz.Mutation
+) -> None:
+    sample = fuzz.Sample("models.toml", CATALOG_TEXT)
+    data = fuzz.mutate(sample.data, mutation)
+    with fuzz.case_file(workdir, data, ".toml") as path:
+        fuzz.check_load(lambda: load_catalog(path), allowed=(CatalogError,),
+                        file_bytes=len(data))
 
 
 _wrong_values = st.one_of(
@@ -112,7 +94,7 @@ KNOWN_CATALOG_BUGS = _known_catalog_bugs()
 
 @pytest.mark.xfail(bool(KNOWN_CATALOG_BUGS), strict=False,
                    reason=f"waiting for app/models/catalog.py fixes: {KNOWN_CATALOG_BUGS}")
-@fuzz_settings(250)
+@fuzz.fuzz_settings(250)
 @given(
     changes=st.lists(st.tuples(_catalog_paths, _wrong_values),
                      min_size=1, max_size=3)
@@ -132,8 +114,8 @@ def test_catalog_with_wrong_fields_parses_or_is_rejected(
                 parent[path[-1]] = value
         except (KeyError, IndexError, TypeError):
             continue  # an earlier change removed or reshaped this path
-    check_load(lambda: parse_catalog(data, source="fuzzed.toml"), allowed=(CatalogError,),
-               file_bytes=len(CATALOG_TEXT))
+    fuzz.check_load(lambda: parse_catalog(data, source="fuzzed.toml"),
+                    allowed=(CatalogError,), file_bytes=len(CATALOG_TEXT))
 
 
 def test_the_baseline_catalog_parses() -> None:

@@ -8,9 +8,7 @@ survive a render -> parse round trip unchanged.
 from __future__ import annotations
 
 import math
-import tempfile
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +18,7 @@ from hypothesis import strategies as st
 
 from app.config import Settings, load_settings, render_toml, settings_from_dict, settings_to_dict
 from app.errors import ConfigError
-from tests.unit.reliability_fuzz import (
-    Mutation,
-    Sample,
-    check_load,
-    fuzz_settings,
-    mutate,
-    mutations,
-)
+from tests.unit import reliability_fuzz as fuzz
 
 DEFAULTS = settings_to_dict(Settings())
 SECTION_NAMES = sorted(DEFAULTS)
@@ -35,31 +26,19 @@ KEY_NAMES = sorted({key for section in DEFAULTS.values() for key in section})
 
 
 @pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="hearth-fuzz-config-") as name:
-        yield Path(name)
+def default_toml() -> fuzz.Sample:
+    return fuzz.Sample("config.toml", render_toml(Settings()).encode("utf-8"))
 
 
-@pytest.fixture(scope="module")
-def default_toml() -> Sample:
-    return Sample("config.toml", render_toml(Settings()).encode("utf-8"))
-
-
-@fuzz_settings(250)
-@given(mutation=mutations(max_edits=8))
+@fuzz.fuzz_settings(250)
+@given(mutation=fuzz.mutations(max_edits=8))
 def test_mutated_config_file_loads_or_is_rejected(
-    workdir: Path, default_toml: Sample, mutation: Mutation
+    workdir: Path, default_toml: fuzz.Sample, mutation: fuzz.Mutation
 ) -> None:
-    data = mutate(default_toml.data, mutation)
-    fd, name = tempfile.mkstemp(suffix=".toml", dir=workdir)
-    with open(fd, "wb") as fh:
-        fh.write(data)
-    path = Path(name)
-    try:
-        check_load(lambda: _load_and_round_trip(path), allowed=(ConfigError,),
-                   file_bytes=len(data))
-    finally:
-        path.unlink()
+    data = fuzz.mutate(default_toml.data, mutation)
+    with fuzz.case_file(workdir, data, ".toml") as path:
+        fuzz.check_load(lambda: _load_and_round_trip(path), allowed=(ConfigError,),
+                        file_bytes=len(data))
 
 
 def _load_and_round_trip(path: Path) -> None:
@@ -102,16 +81,16 @@ _documents = st.dictionaries(
 )
 
 
-@fuzz_settings(350)
+@fuzz.fuzz_settings(350)
 @given(document=_documents)
 def test_arbitrary_settings_documents_load_or_are_rejected(document: dict[str, Any]) -> None:
     def load() -> None:
         _assert_round_trip(settings_from_dict(document, source="fuzz.toml"))
 
-    check_load(load, allowed=(ConfigError,), file_bytes=len(repr(document)))
+    fuzz.check_load(load, allowed=(ConfigError,), file_bytes=len(repr(document)))
 
 
-def test_the_baseline_loads(workdir: Path, default_toml: Sample) -> None:
+def test_the_baseline_loads(workdir: Path, default_toml: fuzz.Sample) -> None:
     path = workdir / "config.toml"
     path.write_bytes(default_toml.data)
     assert load_settings(path) == Settings()

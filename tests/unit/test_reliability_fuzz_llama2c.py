@@ -8,8 +8,6 @@ exception, no hang, no allocation out of proportion to the file.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +17,7 @@ from hypothesis import strategies as st
 from engine.errors import ModelFormatError
 from engine.numpy_runner.loader import load_model
 from engine.tokenizer.loaders import load_llama2c_tokenizer
-from tests.unit.reliability_fuzz import (
-    Mutation,
-    Sample,
-    check_load,
-    fuzz_settings,
-    mutate,
-    mutations,
-    write_llama2c,
-    write_llama2c_tokenizer,
-)
+from tests.unit import reliability_fuzz as fuzz
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN weights are fine here
 
@@ -36,16 +25,10 @@ TOKENIZER_VOCAB = 300
 
 
 @pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="hearth-fuzz-llama2c-") as name:
-        yield Path(name)
-
-
-@pytest.fixture(scope="module")
-def checkpoints(workdir: Path) -> list[Sample]:
+def checkpoints(workdir: Path) -> list[fuzz.Sample]:
     return [
-        Sample(f"v{version} {'shared' if shared else 'separate'} classifier",
-               write_llama2c(workdir / f"v{version}-{shared}.bin", version, shared=shared)
+        fuzz.Sample(f"v{version} {'shared' if shared else 'separate'} classifier",
+               fuzz.write_llama2c(workdir / f"v{version}-{shared}.bin", version, shared=shared)
                .read_bytes())
         for version in (0, 2)
         for shared in (True, False)
@@ -53,16 +36,9 @@ def checkpoints(workdir: Path) -> list[Sample]:
 
 
 @pytest.fixture(scope="module")
-def tokenizer_bin(workdir: Path) -> Sample:
-    path = write_llama2c_tokenizer(workdir / "tokenizer.bin", TOKENIZER_VOCAB)
-    return Sample("tokenizer.bin", path.read_bytes())
-
-
-def _write_case(directory: Path, data: bytes) -> Path:
-    fd, name = tempfile.mkstemp(suffix=".bin", dir=directory)
-    with open(fd, "wb") as fh:
-        fh.write(data)
-    return Path(name)
+def tokenizer_bin(workdir: Path) -> fuzz.Sample:
+    path = fuzz.write_llama2c_tokenizer(workdir / "tokenizer.bin", TOKENIZER_VOCAB)
+    return fuzz.Sample("tokenizer.bin", path.read_bytes())
 
 
 def _run_model(path: Path) -> None:
@@ -74,54 +50,48 @@ def _run_model(path: Path) -> None:
 REGIONS = st.sampled_from([28, 64, 300, None])
 
 
-@fuzz_settings(400)
-@given(which=st.integers(0, 3), region=REGIONS, mutation=mutations())
+@fuzz.fuzz_settings(400)
+@given(which=st.integers(0, 3), region=REGIONS, mutation=fuzz.mutations())
 def test_mutated_llama2c_checkpoint_loads_or_is_rejected(
-    workdir: Path, checkpoints: list[Sample], which: int, region: int | None,
-    mutation: Mutation,
+    workdir: Path, checkpoints: list[fuzz.Sample], which: int, region: int | None,
+    mutation: fuzz.Mutation,
 ) -> None:
-    data = mutate(checkpoints[which].data, mutation, region=region)
-    path = _write_case(workdir, data)
-    try:
-        check_load(lambda: _run_model(path), allowed=(ModelFormatError,),
-                   file_bytes=len(data))
-    finally:
-        path.unlink()
+    data = fuzz.mutate(checkpoints[which].data, mutation, region=region)
+    with fuzz.case_file(workdir, data, ".bin") as path:
+        fuzz.check_load(lambda: _run_model(path), allowed=(ModelFormatError,),
+                        file_bytes=len(data))
 
 
-@fuzz_settings(300)
+@fuzz.fuzz_settings(300)
 @given(
     region=st.sampled_from([16, 128, None]),
     vocab_size=st.one_of(
         st.just(TOKENIZER_VOCAB),
         st.sampled_from([0, 1, 3, TOKENIZER_VOCAB - 1, TOKENIZER_VOCAB + 1, 2**31 - 1, -1]),
     ),
-    mutation=mutations(),
+    mutation=fuzz.mutations(),
 )
 def test_mutated_llama2c_tokenizer_loads_or_is_rejected(
-    workdir: Path, tokenizer_bin: Sample, region: int | None, vocab_size: int,
-    mutation: Mutation,
+    workdir: Path, tokenizer_bin: fuzz.Sample, region: int | None, vocab_size: int,
+    mutation: fuzz.Mutation,
 ) -> None:
-    data = mutate(tokenizer_bin.data, mutation, region=region)
-    path = _write_case(workdir, data)
+    data = fuzz.mutate(tokenizer_bin.data, mutation, region=region)
 
-    def load() -> None:
+    def load(path: Path) -> None:
         tokenizer = load_llama2c_tokenizer(path, vocab_size)
         tokenizer.decode(tokenizer.encode("hello world, the hello"))
 
-    try:
-        check_load(load, allowed=(ModelFormatError,), file_bytes=len(data))
-    finally:
-        path.unlink()
+    with fuzz.case_file(workdir, data, ".bin") as path:
+        fuzz.check_load(lambda: load(path), allowed=(ModelFormatError,), file_bytes=len(data))
 
 
-def test_unmutated_files_load(workdir: Path, checkpoints: list[Sample],
-                              tokenizer_bin: Sample) -> None:
+def test_unmutated_files_load(workdir: Path, checkpoints: list[fuzz.Sample],
+                              tokenizer_bin: fuzz.Sample) -> None:
     """The baselines really load, so the mutated cases test more than rejection."""
     for sample in checkpoints:
-        path = _write_case(workdir, sample.data)
-        assert check_load(lambda p=path: _run_model(p), allowed=(),
-                          file_bytes=len(sample.data)) == "loaded"
-    path = _write_case(workdir, tokenizer_bin.data)
-    tokenizer = load_llama2c_tokenizer(path, TOKENIZER_VOCAB)
-    assert tokenizer.decode(tokenizer.encode("hello world")).strip() == "hello world"
+        with fuzz.case_file(workdir, sample.data, ".bin") as path:
+            assert fuzz.check_load(lambda p=path: _run_model(p), allowed=(),
+                                   file_bytes=len(sample.data)) == "loaded"
+    with fuzz.case_file(workdir, tokenizer_bin.data, ".bin") as path:
+        tokenizer = load_llama2c_tokenizer(path, TOKENIZER_VOCAB)
+        assert tokenizer.decode(tokenizer.encode("hello world")).strip() == "hello world"

@@ -8,7 +8,6 @@ RIFF header and data mutated or truncated.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,29 +16,16 @@ from hypothesis import strategies as st
 
 from speech.errors import AudioFormatError
 from speech.wav import WavSource, read_wav
-from tests.unit.reliability_fuzz import (
-    Mutation,
-    Sample,
-    check_load,
-    fuzz_settings,
-    mutate,
-    mutations,
-    write_wav,
-)
+from tests.unit import reliability_fuzz as fuzz
 
 
 @pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="hearth-fuzz-wav-") as name:
-        yield Path(name)
-
-
-@pytest.fixture(scope="module")
-def wavs(workdir: Path) -> list[Sample]:
+def wavs(workdir: Path) -> list[fuzz.Sample]:
     shapes = [(16000, 1), (22050, 1), (48000, 2), (8000, 1)]
     return [
-        Sample(f"{rate} Hz x{channels}",
-               write_wav(workdir / f"{rate}-{channels}.wav", 0.05, rate, channels).read_bytes())
+        fuzz.Sample(f"{rate} Hz x{channels}",
+                    fuzz.write_wav(workdir / f"{rate}-{channels}.wav", 0.05, rate, channels)
+                    .read_bytes())
         for rate, channels in shapes
     ]
 
@@ -57,7 +43,7 @@ def _known_wav_bugs(directory: Path) -> str:
     """Which known read_wav bugs this checkout still has ("" when none): probed once so
     the fuzz test runs strictly as soon as they are fixed."""
     problems = []
-    sample = write_wav(directory / "probe.wav")
+    sample = fuzz.write_wav(directory / "probe.wav")
     cut = directory / "probe-cut.wav"
     cut.write_bytes(sample.read_bytes()[:-1])  # the last sample cut in half
     try:
@@ -85,28 +71,24 @@ with tempfile.TemporaryDirectory() as _probe_dir:
 
 @pytest.mark.xfail(bool(KNOWN_WAV_BUGS), strict=False,
                    reason=f"waiting for speech/wav.py read_wav fixes: {KNOWN_WAV_BUGS}")
-@fuzz_settings(300)
-@given(which=st.integers(0, 3), region=st.sampled_from([44, 64, None]), mutation=mutations())
+@fuzz.fuzz_settings(300)
+@given(which=st.integers(0, 3), region=st.sampled_from([44, 64, None]),
+       mutation=fuzz.mutations())
 def test_mutated_wav_reads_or_is_rejected(
-    workdir: Path, wavs: list[Sample], which: int, region: int | None, mutation: Mutation
+    workdir: Path, wavs: list[fuzz.Sample], which: int, region: int | None,
+    mutation: fuzz.Mutation,
 ) -> None:
-    data = mutate(wavs[which].data, mutation, region=region)
-    fd, name = tempfile.mkstemp(suffix=".wav", dir=workdir)
-    with open(fd, "wb") as fh:
-        fh.write(data)
-    path = Path(name)
-    try:
+    data = fuzz.mutate(wavs[which].data, mutation, region=region)
+    with fuzz.case_file(workdir, data, ".wav") as path:
         # resampling a 0.05 s file makes a few small arrays: the slack covers them
-        check_load(lambda: _read_all(path), allowed=(AudioFormatError,),
-                   file_bytes=len(data), memory_factor=32)
-    finally:
-        path.unlink()
+        fuzz.check_load(lambda: _read_all(path), allowed=(AudioFormatError,),
+                        file_bytes=len(data), memory_factor=32)
 
 
-def test_unmutated_wavs_read(workdir: Path, wavs: list[Sample]) -> None:
+def test_unmutated_wavs_read(workdir: Path, wavs: list[fuzz.Sample]) -> None:
     for sample in wavs:
         path = workdir / "baseline.wav"
         path.write_bytes(sample.data)
         assert read_wav(path).seconds == pytest.approx(0.05, abs=0.001)
-        assert check_load(lambda p=path: _read_all(p), allowed=(),
+        assert fuzz.check_load(lambda p=path: _read_all(p), allowed=(),
                           file_bytes=len(sample.data)) == "loaded"
