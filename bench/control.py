@@ -22,15 +22,7 @@ from typing import Any
 
 from app.assistant.pipeline import Assistant
 from app.events import SpeechStarted
-from tests.fakes import (
-    EventLog,
-    FakeEngine,
-    FakeMicrophone,
-    FakeRecognizer,
-    FakeSpeaker,
-    FakeSynthesizer,
-    fake_settings,
-)
+from tests.fakes import EventLog, FakeEngine, FakeSpeaker, Stages, build_assistant
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_MS = 16.0
@@ -57,11 +49,9 @@ class SlowHistory:
 
 def _time_during_reply(action: Callable[[Assistant], None], write_seconds: float) -> float:
     """Milliseconds `action(assistant)` took on this thread, called mid-reply."""
-    assistant = Assistant(
-        fake_settings(), engine=FakeEngine([LONG_REPLY], token_seconds=0.002),
-        recognizer=FakeRecognizer(), synthesizer=FakeSynthesizer(),
-        microphone=FakeMicrophone(), speaker=FakeSpeaker(speed=1.0),
-        history=SlowHistory(write_seconds), warm_up=False)  # type: ignore[arg-type]
+    assistant = build_assistant(Stages(
+        engine=FakeEngine([LONG_REPLY], token_seconds=0.002), speaker=FakeSpeaker(speed=1.0),
+        history=SlowHistory(write_seconds)))  # type: ignore[arg-type]
     log = EventLog()
     assistant.subscribe(log)
     assistant.start()

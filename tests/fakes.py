@@ -385,6 +385,18 @@ class EventLog:
         self.wait_for(lambda evs: sum(isinstance(e, kind) for e in evs) >= count, timeout)
 
 
+def build_assistant(stages: Stages | None = None, settings: Settings | None = None,
+                    **options: Any) -> Assistant:
+    """An `Assistant` (not started, no warm-up) made of `stages`' fakes, on `settings`
+    (`fake_settings()` when None); `options` (factories, ...) go to its constructor."""
+    stages = stages or Stages()
+    return Assistant(
+        settings or fake_settings(), engine=stages.engine, recognizer=stages.recognizer,
+        synthesizer=stages.synthesizer, microphone=stages.microphone, speaker=stages.speaker,
+        history=stages.history, wake=stages.wake, skills=stages.skills, warm_up=False,
+        **options)
+
+
 Step = tuple[Any, ...]
 
 
@@ -404,11 +416,7 @@ def run_pipeline(steps: Sequence[Step], stages: Stages | None = None,
     """
     stages = stages or Stages()
     log = EventLog()
-    assistant = Assistant(
-        settings or fake_settings(), engine=stages.engine, recognizer=stages.recognizer,
-        synthesizer=stages.synthesizer, microphone=stages.microphone, speaker=stages.speaker,
-        history=stages.history, wake=stages.wake, factories=factories, warm_up=False,
-        skills=stages.skills)
+    assistant = build_assistant(stages, settings, factories=factories)
     assistant.subscribe(log)
     assistant.start()
     try:

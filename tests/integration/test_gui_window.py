@@ -25,9 +25,8 @@ from app.gui.session import SessionInfo
 from tests.fakes import (
     FakeEngine,
     FakeMicrophone,
-    FakeRecognizer,
-    FakeSpeaker,
-    FakeSynthesizer,
+    Stages,
+    build_assistant,
     fake_settings,
 )
 
@@ -59,10 +58,8 @@ def make_window(qtbot) -> Callable[..., tuple[MainWindow, Built]]:
                 gate.wait(10)
             built.engine = engine or FakeEngine()
             built.microphone = FakeMicrophone() if microphone else None
-            built.assistant = Assistant(
-                s, engine=built.engine, recognizer=FakeRecognizer(),
-                synthesizer=FakeSynthesizer(), microphone=built.microphone,
-                speaker=FakeSpeaker(speed=0.2), warm_up=False)
+            built.assistant = build_assistant(
+                Stages(engine=built.engine, microphone=built.microphone), s)
             built.assistant.subscribe(built.events.append)
             return built.assistant, SessionInfo("fake", "fake-model", "test tier",
                                                 has_microphone=microphone)

@@ -19,6 +19,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from app.assistant.pipeline import Assistant
+from app.config import Settings
 from app.events import FinalTranscript, State, StateChanged, TurnMetrics
 from app.headless import HeadlessRunner, KeyboardPushToTalk, key_char
 from app.history import History, TurnRecord
@@ -27,8 +28,8 @@ from tests.fakes import (
     FakeEngine,
     FakeMicrophone,
     FakeRecognizer,
-    FakeSpeaker,
-    FakeSynthesizer,
+    Stages,
+    build_assistant,
     fake_settings,
 )
 
@@ -55,11 +56,11 @@ def mock_pins() -> Iterator[MockFactory]:
     Device.pin_factory = previous
 
 
-def make_assistant(settings, mic: FakeMicrophone | None, **kw) -> Assistant:  # type: ignore[no-untyped-def]
-    return Assistant(settings, engine=FakeEngine(["It is noon."]),
-                     recognizer=FakeRecognizer(["what time is it"]),
-                     synthesizer=FakeSynthesizer(), microphone=mic,
-                     speaker=FakeSpeaker(speed=0.2), warm_up=False, **kw)
+def make_assistant(settings: Settings, mic: FakeMicrophone | None,
+                   history: History | None = None) -> Assistant:
+    return build_assistant(Stages(engine=FakeEngine(["It is noon."]),
+                                  recognizer=FakeRecognizer(["what time is it"]),
+                                  microphone=mic, history=history), settings)
 
 
 def wait_until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]

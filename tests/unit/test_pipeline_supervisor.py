@@ -9,7 +9,6 @@ from collections.abc import Callable
 import pytest
 
 from app.assistant import supervisor
-from app.assistant.pipeline import Assistant
 from app.events import (
     ErrorEvent,
     Notice,
@@ -30,7 +29,7 @@ from tests.fakes import (
     FakeSpeaker,
     FakeSynthesizer,
     Stages,
-    fake_settings,
+    build_assistant,
     metrics_of,
     run_pipeline,
 )
@@ -164,10 +163,7 @@ def speak_once_the_microphone_is_there(
     `notices` notices came, say "hello there" into `fresh` with push-to-talk."""
     stages = Stages(microphone=microphone, recognizer=FakeRecognizer(["hello there"]))
     log = EventLog()
-    assistant = Assistant(
-        fake_settings(), engine=stages.engine, recognizer=stages.recognizer,
-        synthesizer=stages.synthesizer, microphone=microphone, speaker=stages.speaker,
-        factories={"microphone": factory}, warm_up=False)
+    assistant = build_assistant(stages, factories={"microphone": factory})
     assistant.subscribe(log)
     assistant.start()
     try:
