@@ -6,30 +6,21 @@ So Hearth finds it as it finds a real one, with no PULSE_* variables: through th
 default ALSA device, which the pulse plugin routes to a running PulseAudio. A test
 speaks into the microphone with `paplay` and listens to the speaker with `parec`
 (as tests/integration/pulse.py does for the in-process tests; this one imports
-nothing of Hearth).
+nothing of Hearth, and starts the server as that one does, with tests/daemons.py).
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 
+from tests.daemons import start_pulseaudio, stop_process
+
 MIC = "acceptance_mic"
 SPEAKER = "acceptance_speaker"
-
-_CONFIG = """\
-load-module module-native-protocol-unix socket={socket} auth-anonymous=1
-load-module module-null-sink sink_name={mic} rate=48000 channels=1
-load-module module-null-sink sink_name={speaker} rate=48000 channels=1
-set-default-sink {speaker}
-set-default-source {mic}.monitor
-"""
-
 
 class SoundServer:
     """PulseAudio for one user whose runtime folder is `runtime_dir`."""
@@ -43,39 +34,14 @@ class SoundServer:
         self._log = runtime_dir / "pulseaudio.log"
 
     def start(self, timeout: float = 15.0) -> None:
-        if shutil.which("pulseaudio") is None:
-            raise RuntimeError("pulseaudio is not installed (make test installs it)")
         self.socket.parent.mkdir(parents=True, exist_ok=True)
         self.runtime_dir.chmod(0o700)
-        config = self.runtime_dir / "acceptance.pa"
-        config.write_text(_CONFIG.format(socket=self.socket, mic=MIC, speaker=SPEAKER))
-        with self._log.open("wb") as log:
-            self._process = subprocess.Popen(
-                ["pulseaudio", "--daemonize=no", "--system=false", "--exit-idle-time=-1",
-                 "--disallow-exit", "--use-pid-file=false", "--disable-shm=yes", "-n",
-                 "-F", str(config), "--log-target=stderr"],
-                env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"pulseaudio exited: {self.log_tail()}")
-            if subprocess.run(["pactl", "info"], env=self.env, capture_output=True,
-                              check=False).returncode == 0:
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"pulseaudio did not come up: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        return self._log.read_text(errors="replace")[-800:] if self._log.exists() else ""
+        self._process = start_pulseaudio(
+            self.runtime_dir / "acceptance.pa", self._log, self.env, socket=self.socket,
+            mic=MIC, speaker=SPEAKER, timeout=timeout)
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def speak(self, wav: Path, wait: bool = True) -> subprocess.Popen[bytes]:

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from app.config import Settings, settings_from_dict
+from tests.daemons import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -61,16 +62,9 @@ class Worker:
         return self._log.read()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            with_rpc = psutil.pid_exists(self.rpc_pid)
-            if with_rpc:
-                os.kill(self.rpc_pid, signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process.poll() is None and psutil.pid_exists(self.rpc_pid):
+            os.kill(self.rpc_pid, signal.SIGCONT)  # a SIGSTOPped server cannot end
+        stop_process(self.process, timeout=10)
 
 
 def cluster_settings(model: Path, workers: list[str], **cluster: object) -> Settings:

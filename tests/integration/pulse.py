@@ -26,21 +26,13 @@ import numpy as np
 import pytest
 
 from speech.audio import AudioChunk
+from tests.daemons import start_pulseaudio, stop_process
 
 MIC_SINK = "hearth_mic"
 SPEAKER_SINK = "hearth_speaker"
 SINK_RATE = 48000
 DEVICE = "pulse"
 """The PortAudio device name Hearth opens (the ALSA pulse plugin)."""
-
-_CONFIG = """\
-load-module module-native-protocol-unix socket={socket} auth-anonymous=1
-load-module module-null-sink sink_name={mic} rate={rate} channels=1
-load-module module-null-sink sink_name={speaker} rate={rate} channels=1
-set-default-sink {speaker}
-set-default-source {mic}.monitor
-"""
-
 
 class PulseServer:
     """A running private daemon; `env` reaches it from subprocesses."""
@@ -63,43 +55,13 @@ class PulseServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0) -> None:
-        if shutil.which("pulseaudio") is None:
-            raise RuntimeError("pulseaudio is not installed (apt-get install pulseaudio)")
-        config = self.directory / "hearth.pa"
-        config.write_text(_CONFIG.format(socket=self.socket, mic=MIC_SINK,
-                                         speaker=SPEAKER_SINK, rate=SINK_RATE))
-        log = (self.directory / "pulseaudio.log").open("wb")
-        # -n: none of the system's default.pa (no hardware, no X11/D-Bus modules);
-        # --system=false with root is allowed and keeps the daemon per-user and private
-        self._process = subprocess.Popen(
-            ["pulseaudio", "--daemonize=no", "--system=false", "--exit-idle-time=-1",
-             "--disallow-exit", "--use-pid-file=false", "--disable-shm=yes", "-n",
-             "-F", str(config), "--log-target=stderr"],
-            env=self.env, stdout=log, stderr=log,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"pulseaudio exited: {self.log_tail()}")
-            ok = subprocess.run(["pactl", "info"], env=self.env, capture_output=True,
-                                check=False).returncode == 0
-            if ok:
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"pulseaudio did not come up: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        path = self.directory / "pulseaudio.log"
-        return path.read_text(errors="replace")[-800:] if path.exists() else ""
+        self._process = start_pulseaudio(
+            self.directory / "hearth.pa", self.directory / "pulseaudio.log", self.env,
+            socket=self.socket, mic=MIC_SINK, speaker=SPEAKER_SINK, rate=SINK_RATE,
+            timeout=timeout)
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def activate(self) -> None:
