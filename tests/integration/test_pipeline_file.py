@@ -5,8 +5,6 @@ a typed question streams its reply to stdout."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +16,7 @@ from speech.piper_tts import PiperSynthesizer
 from speech.wav import read_wav, write_wav
 from tests.integration.spoken_answer import cities_heard
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """`main()` adds log handlers writing to this test's captured stderr; later tests
-    must not log into that closed stream."""
-    handlers = list(logging.root.handlers)
-    yield
-    logging.root.handlers[:] = handlers
+pytestmark = pytest.mark.usefixtures("restore_logging")  # main() adds log handlers
 
 
 @pytest.fixture

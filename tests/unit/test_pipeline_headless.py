@@ -5,7 +5,6 @@ microphone; no Qt import; `hearth history` output."""
 from __future__ import annotations
 
 import io
-import logging
 import os
 import subprocess
 import sys
@@ -37,13 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BUTTON, LED = 17, 27
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """`main()` adds log handlers writing to this test's captured stderr; later tests
-    must not log into that closed stream."""
-    handlers = list(logging.root.handlers)
-    yield
-    logging.root.handlers[:] = handlers
+pytestmark = pytest.mark.usefixtures("restore_logging")  # main() adds log handlers
 
 
 @pytest.fixture
