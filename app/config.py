@@ -186,6 +186,13 @@ class AudioSettings:
         _one_of("auto", "off"),
         default="auto",
     )
+    barge_in: str = _doc(
+        "What interrupts Hearth while it speaks on an echo-cancelled microphone: "
+        "'wake-word' (the wake word only), or 'speech' (also 250 ms of speech; the canceller "
+        "can let Hearth's own voice through, so it may interrupt itself: see the README)",
+        _one_of("wake-word", "speech"),
+        default="wake-word",
+    )
     listen_while_speaking: bool = _doc(
         "Keep the microphone open while Hearth speaks (for barge-in by wake word); off means "
         "half duplex, which avoids hearing itself",

@@ -6,13 +6,11 @@ assistant is doing:
 - a turn is listening: the recognizer hears it (and, for a turn the endpointer ends,
   so does the endpointer);
 - idle: the wake word or, hands-free, speech detected by the VAD starts a turn;
-- thinking or speaking (`_while_answering`): audio that can interrupt the reply.
-  Recording from the sound server's echo canceller (`AudioSource.echo_cancelled`),
-  Hearth's own voice is (mostly) gone from the signal, so it keeps listening: the wake
-  word, or Silero-confirmed speech of 250 ms (a "stop", or any question), cancels the
-  reply and starts listening. Without one, capture passes audio on only for the wake
-  word with `listen_while_speaking`, which then needs a stricter probability;
-  otherwise it is half duplex.
+- thinking or speaking (`_while_answering`): audio that can interrupt the reply. On the
+  sound server's echo-cancelled signal (`AudioSource.echo_cancelled`) the wake word, and
+  with `[audio] barge_in = "speech"` also 250 ms of Silero-confirmed speech, cancels the
+  reply and starts listening. Without a canceller only the wake word, at a stricter
+  probability, with `listen_while_speaking`; otherwise half duplex.
 
 A `SelfTriggerGuard` ignores the wake word while Hearth's own reply says it (and for a
 second after, the room's echo).
@@ -46,11 +44,10 @@ from speech.wake import SelfTriggerGuard, WakeWordDetector
 log = logging.getLogger(__name__)
 
 ECHO_SETTLE_SECONDS = 2.5
-"""Speech does not barge in during the first 2.5 s of a reply: a speaker stream that
-(re)starts (after a barge-in or Stop aborted it) makes PulseAudio's canceller
-resynchronize, and Hearth's own voice leaked through for about half a second, up to
-2 s after the reply started (measured with bench/live_latency.py). The wake word still
-barges in then."""
+"""No barge-in by speech in a reply's first 2.5 s: a (re)started speaker stream makes
+PulseAudio's canceller resynchronize, leaking Hearth's voice up to 2 s in
+(bench/live_latency.py). The wake word still barges in then."""
+
 
 class ListenStage:
     """Capture and listen loops. `start_turn(trigger, at)` begins a spoken turn (None
@@ -201,7 +198,8 @@ class ListenStage:
         cancelled = self.echo_cancelled
         if self.wake.component is not None and self._spot_wake_word(chunk, strict=not cancelled):
             return
-        detector = self._barge_in_detector() if cancelled else None
+        by_speech = cancelled and self.settings.audio.barge_in == "speech"
+        detector = self._barge_in_detector() if by_speech else None
         if detector is None:
             return
         current = self.ledger.current
