@@ -82,12 +82,21 @@ class PooledMemory:
         return text
 
 
-def probe_all(workers: Sequence[str], timeout_seconds: float
+def probe_all(workers: Sequence[str], timeout_seconds: float, *,
+              wait_while_busy: bool = False
               ) -> list[WorkerStatus | WorkerUnreachableError]:
-    """Probe every worker at once; each result is a status or the error it gave."""
+    """Probe every worker at once; each result is a status or the error it gave.
+
+    `wait_while_busy`: a worker still counting a client that just left (our own engine,
+    stopped a moment ago) is probed again until `timeout_seconds` have passed."""
     def one(worker: str) -> WorkerStatus | WorkerUnreachableError:
+        deadline = time.monotonic() + timeout_seconds
         try:
-            return probe_worker(worker, timeout_seconds)
+            while True:
+                status = probe_worker(worker, timeout_seconds)
+                if not (wait_while_busy and status.busy) or time.monotonic() >= deadline:
+                    return status
+                time.sleep(0.05)
         except WorkerUnreachableError as exc:
             return exc
 
@@ -300,7 +309,8 @@ class ClusterChatEngine(ChatEngine):
         plan = self._plan
         # Only to name the culprit: a LAN handshake takes milliseconds, so 1 s is plenty.
         results = probe_all(plan.workers if plan else (),
-                            min(1.0, self._settings.cluster.connect_timeout_seconds))
+                            min(1.0, self._settings.cluster.connect_timeout_seconds),
+                            wait_while_busy=True)
         bad = [str(r) for r in results if isinstance(r, WorkerUnreachableError)]
         return f"{exc}" + (f"; {'; '.join(bad)}" if bad else "")
 
