@@ -17,12 +17,7 @@ Run: `hearth bench live [--turns 10] [--replies 50]` or `python -m bench.live_la
     speaker sink. Broken into endpointing (-> end of input), final transcript, first
     token, first audio (synthesized) and playback. Target: median <= 800 ms.
 
-(c) Barge-in by voice, with module-echo-cancel and a loopback from the speaker into the
-    microphone (an echo path): during a spoken reply a question (or "Okay Nabu") is
-    played into the microphone; the figure is the start of that speech -> the reply's
-    SpeechFinished (the speaker stream aborted). Target: 300 ms (the rule itself waits
-    for 250 ms of speech). Then `--replies` spoken replies with nobody talking: Hearth
-    must never interrupt itself.
+(c) Barge-in by voice, with module-echo-cancel and an echo path: bench/barge_in.py.
 
 Writes bench/results/live.json and bench/results/live.md.
 """
@@ -72,8 +67,6 @@ REQUESTS = (
 END_SILENCES_MS = (200, 300, 400, 500, 600, 800)
 CLIP_TOLERANCE_SECONDS = 0.15
 TARGET_TOTAL_MS = 800.0
-TARGET_BARGE_IN_MS = 300.0
-STORY = "Tell me a long story about a dragon who lives in a castle by the sea."
 LOUD = 300
 """int16 amplitude that counts as sound (not silence) at the speaker sink."""
 
@@ -250,68 +243,6 @@ def live_turns(turns: int, questions: list[AudioChunk], folder: Path) -> list[di
     return rows
 
 
-def barge_in(trials: int, replies: int, said: dict[str, AudioChunk],
-             folder: Path) -> dict[str, Any]:
-    """(c): voice barge-in latency and self-interruptions, with an echo canceller."""
-    from app.events import ReplyFinished, SpeechFinished, SpeechStarted, TurnStarted
-    from tests.integration.pulse import PulseServer
-    from tests.integration.test_barge_in_voice import load_echo_canceller
-
-    folder.mkdir(parents=True, exist_ok=True)
-    server = PulseServer(folder)
-    server.start()
-    figures: dict[str, list[float]] = {name: [] for name in said}
-    interrupted_itself = 0
-    try:
-        load_echo_canceller(server)
-        server.activate()
-        assistant, events = _assistant(_settings(engine={"max_tokens": 40},
-                                                 wake={"enabled": True}))
-        if not assistant.microphone.echo_cancelled:
-            raise RuntimeError("the echo canceller was not found")
-        wavs = {name: write_wav(folder / f"{i}.wav", audio)
-                for i, (name, audio) in enumerate(said.items())}
-        onsets = {name: float(np.argmax(np.abs(audio.samples.astype(np.int32)) > LOUD) / RATE)
-                  for name, audio in said.items()}
-        time.sleep(3.0)
-        for trial in range(trials):
-            for name, wav in wavs.items():
-                since = len(events)
-                assistant.submit_text(STORY)
-                speaking = _wait_for(events, since, lambda e: isinstance(e, SpeechStarted))
-                time.sleep(3.0 + 0.37 * trial % 1.0)  # after ECHO_SETTLE_SECONDS
-                started = time.monotonic()
-                player = server.play_wav_to_mic(wav, wait=False)
-                stop = _wait_for(events, since, lambda e, t=speaking.turn_id: isinstance(
-                    e, SpeechFinished) and e.turn_id == t, timeout=30)
-                player.wait(30)
-                if stop.interrupted:
-                    figures[name].append(round((stop.timestamp - started - onsets[name])
-                                               * 1000, 1))
-                assistant.cancel()
-                time.sleep(0.5)
-        for _ in range(replies):
-            since = len(events)
-            assistant.submit_text(STORY)
-            done = _wait_for(events, since, lambda e: isinstance(e, SpeechFinished), 120)
-            _wait_for(events, since, lambda e: isinstance(e, ReplyFinished), 120)
-            barged = [e for e in events[since:] if isinstance(e, TurnStarted)
-                      and e.trigger in ("vad", "wake-word")]
-            interrupted_itself += int(done.interrupted or bool(barged))
-            time.sleep(0.3)
-        assistant.shutdown()
-        assistant.close()
-    finally:
-        server.stop()
-    result: dict[str, Any] = {"replies": replies, "interrupted_itself": interrupted_itself}
-    for name, values in figures.items():
-        result[name] = {"trials": trials, "stopped": len(values),
-                        "median_ms": round(statistics.median(values), 1) if values else None,
-                        "p90_ms": round(percentile(values, 0.9), 1) if values else None,
-                        "max_ms": max(values) if values else None}
-    return result
-
-
 def _markdown(result: dict[str, Any]) -> str:
     lines = ["# Hands-free: endpointing, live latency, voice barge-in", "",
              f"{result['meta']['machine']} ({result['meta']['cpus']} CPUs), "
@@ -332,16 +263,9 @@ def _markdown(result: dict[str, Any]) -> str:
         lines.append(f"\nTarget: total median <= {TARGET_TOTAL_MS:.0f} ms.")
     barge = result.get("barge_in")
     if barge:
-        lines += ["", "## Voice barge-in (module-echo-cancel, echo path into the microphone)",
-                  "", "| said over the reply | stopped | median ms | p90 ms | max ms |",
-                  "| --- | --- | --- | --- | --- |"]
-        for name, r in barge.items():
-            if isinstance(r, dict):
-                lines.append(f"| {name} | {r['stopped']}/{r['trials']} | {r['median_ms']} | "
-                             f"{r['p90_ms']} | {r['max_ms']} |")
-        lines.append(f"\nFrom the start of the speech to the reply's audio stopped (target "
-                     f"{TARGET_BARGE_IN_MS:.0f} ms). Self-interruptions over {barge['replies']}"
-                     f" spoken replies with nobody talking: {barge['interrupted_itself']}.")
+        from bench.barge_in import markdown
+
+        lines += ["", *markdown(barge)]
     return "\n".join(lines) + "\n"
 
 
@@ -364,11 +288,10 @@ def run_live_bench(turns: int = 10, replies: int = 50, trials: int = 5) -> int:
                 k: {"median": round(statistics.median(r[k] for r in rows), 1),
                     "p90": round(percentile([r[k] for r in rows], 0.9), 1)} for k in keys}}
         if trials or replies:
+            from bench.barge_in import measure
+
             print("barge-in ...", flush=True)
-            said = dict(zip(("question", "okay nabu"),
-                            _synthesize(("What is the capital of France?", "Okay Nabu.")),
-                            strict=True))
-            result["barge_in"] = barge_in(trials, replies, said, Path(tmp) / "barge")
+            result["barge_in"] = measure(trials, replies, Path(tmp) / "barge")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "live.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = _markdown(result)

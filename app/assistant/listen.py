@@ -8,7 +8,7 @@ assistant is doing:
 - idle: the wake word or, hands-free, speech detected by the VAD starts a turn;
 - thinking or speaking (`_while_answering`): audio that can interrupt the reply. On the
   sound server's echo-cancelled signal (`AudioSource.echo_cancelled`) the wake word, and
-  with `[audio] barge_in = "speech"` also 250 ms of Silero-confirmed speech, cancels the
+  with `[audio] barge_in = "speech"` also speech (app/assistant/barge_in.py), cancels the
   reply and starts listening. Without a canceller only the wake word, at a stricter
   probability, with `listen_while_speaking`; otherwise half duplex.
 
@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from app.assistant import beeps
+from app.assistant.barge_in import BargeInBySpeech
 from app.assistant.ears import Ears, StartMode
 from app.assistant.frames import FileAudio, ListenItem, ListenStart, MicAudio, Stop
 from app.assistant.stage import Stage
@@ -42,12 +43,6 @@ from speech.vad import Endpointer, VadEventKind
 from speech.wake import SelfTriggerGuard, WakeWordDetector
 
 log = logging.getLogger(__name__)
-
-ECHO_SETTLE_SECONDS = 2.5
-"""No barge-in by speech in a reply's first 2.5 s: a (re)started speaker stream makes
-PulseAudio's canceller resynchronize, leaking Hearth's voice up to 2 s in
-(bench/live_latency.py). The wake word still barges in then."""
-
 
 class ListenStage:
     """Capture and listen loops. `start_turn(trigger, at)` begins a spoken turn (None
@@ -78,12 +73,8 @@ class ListenStage:
         self._ask = ask
         self._hearing: Turn | None = None
         self._endpointer: Endpointer | None = None
-        self._barge_in: Endpointer | None = None
-        self._barge_in_built = False
-        self._answering: Turn | None = None
-        """The turn `_while_answering` last heard (a new one resets the barge-in VAD)."""
-        self._speaking_since: float | None = None
-        """When `_answering` was first heard speaking."""
+        self.barge_in = BargeInBySpeech(settings, self.ears,
+                                        lambda: self._need_recognizer().sample_rate)
         self.guard = SelfTriggerGuard(settings.wake.phrase)
 
     # ---- capture thread --------------------------------------------------------------
@@ -194,40 +185,17 @@ class ListenStage:
     def _while_answering(self, chunk: AudioChunk) -> None:
         """Audio heard while Hearth thinks or speaks: the wake word barges in (at a
         stricter probability without echo cancellation), and on an echo-cancelled signal
-        so does speech (the person's words so far go to the recognizer)."""
+        so may speech (`BargeInBySpeech`; the person's words so far go to the recognizer)."""
         cancelled = self.echo_cancelled
         if self.wake.component is not None and self._spot_wake_word(chunk, strict=not cancelled):
             return
-        by_speech = cancelled and self.settings.audio.barge_in == "speech"
-        detector = self._barge_in_detector() if by_speech else None
-        if detector is None:
-            return
-        current = self.ledger.current
-        if self._answering is not current:
-            self._answering, self._speaking_since = current, None
-            detector.reset()
-        if current is not None and current.voice is Voice.SPEAKING:
-            now = time.monotonic()
-            self._speaking_since = self._speaking_since or now
-            if now - self._speaking_since < ECHO_SETTLE_SECONDS:
-                detector.reset()
-                return
-        for event in detector.process(chunk):
-            if event.kind == VadEventKind.SPEECH_START:
-                log.info("barge-in: %.2f s of speech over the reply (%.1f s into it)",
-                         event.audio.seconds, time.monotonic() - (self._speaking_since or 0.0))
-                turn = self._start_turn(Trigger.VAD, time.monotonic())
-                if turn is not None:
-                    self._vad().reset()
-                    self.begin(turn)
-                    self._hear(turn, event.audio)
-                return
-
-    def _barge_in_detector(self) -> Endpointer | None:
-        if not self._barge_in_built:
-            self._barge_in_built = True
-            self._barge_in = self.ears.barge_in(self._need_recognizer().sample_rate)
-        return self._barge_in
+        speech = self.barge_in.hear(chunk, self.ledger.current, cancelled)
+        if speech is not None:
+            turn = self._start_turn(Trigger.VAD, time.monotonic())
+            if turn is not None:
+                self._vad().reset()
+                self.begin(turn)
+                self._hear(turn, speech)
 
     def _spot_wake_word(self, chunk: AudioChunk, strict: bool = False) -> bool:
         """Feed the wake-word detector; True when it started a turn."""

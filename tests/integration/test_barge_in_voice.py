@@ -7,7 +7,7 @@ PocketSphinx, Silero, microWakeWord) finds the canceller by itself ([audio] echo
 = 'auto') and keeps listening while it speaks. With [audio] barge_in = 'speech', a question
 or the wake word played into the microphone while Hearth speaks stops the reply and starts
 a new turn; with the default ('wake-word'), replies heard back through the echo path alone
-never interrupt themselves. (How fast: bench/live_latency.py.)
+never interrupt themselves. (How fast: bench/barge_in.py.)
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from app.assistant.barge_in import ECHO_SETTLE_SECONDS
 from app.assistant.build import build_assistant
-from app.assistant.listen import ECHO_SETTLE_SECONDS
 from app.config import Settings, replace, settings_from_dict
 from app.events import (
     Event,
