@@ -270,6 +270,18 @@ def _espeak(text: str, voice: str, wpm: int, out: Path) -> None:
                    check=True, capture_output=True)
 
 
+def espeak_request(text: str, voice: str, wpm: int, folder: Path) -> AudioChunk:
+    """`text` spoken by espeak-ng as in the request set: 16 kHz, 0.25 s of silence
+    around it."""
+    from speech.resample import resample
+    from speech.wav import read_wav
+
+    path = folder / "espeak.wav"
+    _espeak(text, voice, wpm, path)
+    pause = AudioChunk.silence(0.25, 16000)
+    return AudioChunk.concatenate([pause, resample(read_wav(path), 16000), pause])
+
+
 def _piper_factory() -> Callable[[float], Any] | None:
     try:
         from app.models.store import ModelStore
@@ -454,6 +466,11 @@ def _recognizers(quick: bool) -> list[tuple[str, Callable[[], Any], int]]:
     if quick:
         return found[:1]
     found.append(("pocketsphinx en-us", PocketSphinxRecognizer, 3))
+    from app.skills.recognizer_grammar import recognizer_grammar
+
+    grammar = recognizer_grammar("en")
+    found.append(("pocketsphinx en-us + skills model",
+                  lambda: PocketSphinxRecognizer(skill_sentences=grammar), 3))
     if store.is_installed("vosk-model-small-en-us-0.15"):
         from speech.vosk_stt import VoskRecognizer
 
