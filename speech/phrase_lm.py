@@ -29,7 +29,7 @@ MAX_SENTENCES = 20000
 MAX_WORDS = 24
 """Longer sentences are skipped: no spoken request is that long."""
 START, END = "<s>", "</s>"
-_WORD = re.compile(r"[a-z0-9\u3400-\u9fff][a-z0-9'.\u3400-\u9fff]*")
+_WORD = re.compile(r"[^\W_][\w'.]*")
 
 
 def sentence_words(sentence: str) -> list[str]:
