@@ -14,11 +14,15 @@ most `order * MAX_SENTENCES * (MAX_WORDS + 1)` n-grams whatever it is given.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -76,6 +80,20 @@ class PhraseModel:
     replaced by its class where it has one."""
     classes: Mapping[str, str] = field(default_factory=dict)
     """Word -> class ("seven" -> "{duration|number|when}"), for `unseen`."""
+
+    @classmethod
+    def from_arpa(cls, arpa: str, classes: Mapping[str, str] | None = None) -> PhraseModel:
+        """The model of an ARPA text, its highest-order n-grams as `seen`."""
+        order = max(int(line[6:].split("=")[0]) for line in arpa.splitlines()
+                    if line.startswith("ngram "))
+        classes = dict(classes or {})
+        seen = set()
+        section = arpa[arpa.index(f"\\{order}-grams:"):].splitlines()[1:]
+        for line in section:
+            fields = line.split()
+            if len(fields) > order:
+                seen.add(tuple(classes.get(w, w) for w in fields[1:1 + order]))
+        return cls(arpa, order, frozenset(seen), classes)
 
     def unseen(self, words: Sequence[str]) -> int:
         """How many of the `order`-grams of the sentence `words` (words of one class
@@ -209,3 +227,53 @@ def word_classes(grammar: SentenceGrammar) -> dict[str, str]:
                 if word not in literal:
                     lists[word].add(name)
     return {word: "{" + "|".join(sorted(names)) + "}" for word, names in lists.items()}
+
+
+def compile_apart(grammar: SentenceGrammar, dictionary: Path | None = None,
+                  timeout_seconds: float = 300.0) -> PhraseModel:
+    """`compile_model` of `grammar_sentences(grammar)` (words of the pronunciation
+    `dictionary` only, when given) run in a child Python process: the compilation's many
+    small objects would otherwise stay in this long-lived process's heap (about 30 MB of
+    resident memory for the skills' grammar, which a 512 MiB machine feels).
+    Raises ValueError when the child fails."""
+    request = {"templates": [list(t) for t in grammar.templates],
+               "lists": {name: list(values) for name, values in grammar.lists.items()},
+               "dictionary": str(dictionary) if dictionary is not None else None}
+    try:
+        done = subprocess.run([sys.executable, "-m", "speech.phrase_lm"],
+                              input=json.dumps(request), capture_output=True, text=True,
+                              timeout=timeout_seconds, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ValueError(f"the language model compiler did not run: {exc}") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        raise ValueError(lines[-1])
+    return PhraseModel.from_arpa(done.stdout, word_classes(grammar))
+
+
+def _dictionary_words(path: Path) -> set[str]:
+    """The words of a CMUdict-style pronunciation dictionary ("read(2)" is "read")."""
+    with path.open(encoding="utf-8") as lines:
+        return {line.split(maxsplit=1)[0].split("(", 1)[0] for line in lines if line.strip()}
+
+
+def main() -> int:
+    """The child of `compile_apart`: a JSON request on stdin, ARPA text on stdout."""
+    from speech.sentence_grammar import SentenceGrammar
+
+    request = json.load(sys.stdin)
+    grammar = SentenceGrammar(tuple(tuple(t) for t in request["templates"]),
+                              {name: tuple(v) for name, v in request["lists"].items()})
+    known = (_dictionary_words(Path(request["dictionary"])).__contains__
+             if request["dictionary"] else None)
+    try:
+        model = compile_model(grammar_sentences(grammar), known=known)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    sys.stdout.write(model.arpa)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from speech.audio import AudioChunk
 from speech.errors import SpeechModelError
-from speech.phrase_lm import PhraseModel, compile_model, grammar_sentences, word_classes
+from speech.phrase_lm import PhraseModel, compile_apart
 from speech.stt import PARTIAL_INTERVAL_SECONDS, RecognizedWord, SpeechRecognizer, Transcript
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ class PocketSphinxRecognizer(SpeechRecognizer):
         self.sample_rate = sample_rate
         files = sphinx_model_files(model_dir if model_dir is not None else default_model_dir())
         self._decoder = make_decoder(sample_rate, **files)
+        self._dictionary = Path(files["dict"])
         self._utterance: list[bytes] = []
         self._in_utterance = False
         self._last_partial = ""
@@ -149,9 +150,8 @@ class PocketSphinxRecognizer(SpeechRecognizer):
     def _add_skill_model(self, grammar: SentenceGrammar) -> None:
         """Compile the skills' trigram model and add it as a second search."""
         try:
-            model = compile_model(grammar_sentences(grammar), classes=word_classes(grammar),
-                                  known=lambda w: self._decoder.lookup_word(w) is not None)
-        except ValueError as exc:  # no sentence in the dictionary's words
+            model = compile_apart(grammar, self._dictionary)
+        except ValueError as exc:  # no sentence in the dictionary's words, or no child
             log.warning("PocketSphinx: no skill language model (%s)", exc)
             return
         handle, path = tempfile.mkstemp(prefix="hearth-skills-", suffix=".arpa")

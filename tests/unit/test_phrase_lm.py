@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from speech.phrase_lm import (
     MAX_SENTENCES,
     MAX_WORDS,
     PhraseModel,
+    compile_apart,
     compile_model,
     grammar_sentences,
     sentence_words,
@@ -127,3 +129,21 @@ def test_sentence_words_spell_like_the_dictionary() -> None:
                                                              "o'clock"]
     assert sentence_words("What's   the time?") == ["what's", "the", "time"]
     assert sentence_words("") == []
+
+
+def test_compiling_apart_gives_the_same_model(tmp_path: Path) -> None:
+    grammar = SentenceGrammar.from_sentences(
+        ["set a timer for {number} minutes", "cancel the timer", "what is {number} plus two"],
+        {"number": ["one", "two", "three"]})
+    dictionary = tmp_path / "words.dict"
+    words = grammar.vocabulary() - {"cancel"}
+    dictionary.write_text("".join(f"{w} X\n{w}(2) Y\n" for w in sorted(words)))
+    apart = compile_apart(grammar, dictionary)
+    here = compile_model(grammar_sentences(grammar), known=words.__contains__,
+                         classes=word_classes(grammar))
+    assert apart == here
+    assert "cancel" not in apart.arpa.split()
+    assert unseen(apart, "set a timer for three minutes") == 0
+    dictionary.write_text("")
+    with pytest.raises(ValueError, match="no sentence"):
+        compile_apart(grammar, dictionary)
