@@ -28,6 +28,7 @@ from speech.wake_micro import micro_model_for
 
 if TYPE_CHECKING:
     from app.stack import Stack
+    from speech.sentence_grammar import SentenceGrammar
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ def build_recognizer(settings: Settings, backend: str | None = None,
     return registry.create_recognizer(backend, path, grammar=settings.stt.grammar,
                                       sample_rate=settings.audio.sample_rate_hz,
                                       bias_phrases=bias_phrases(settings),
-                                      language=settings.general.language)
+                                      language=settings.general.language,
+                                      skill_sentences=skill_sentences(settings))
 
 
 def bias_phrases(settings: Settings) -> tuple[str, ...]:
@@ -115,6 +117,19 @@ def bias_phrases(settings: Settings) -> tuple[str, ...]:
     except ImportError:  # the skills extra (hassil, pint) is optional
         return ()
     return tuple(skill_phrases(settings.general.language))
+
+
+def skill_sentences(settings: Settings) -> SentenceGrammar | None:
+    """The skills' sentences for the recognizer to check what it heard against ([stt]
+    bias, [skills] enabled); None when either is off, the skills are not installed or
+    the language has no grammar."""
+    if not settings.stt.bias or not settings.skills.enabled:
+        return None
+    try:
+        from app.skills.recognizer_grammar import recognizer_grammar
+    except ImportError:  # the skills extra (hassil, pint) is optional
+        return None
+    return recognizer_grammar(settings.general.language)
 
 
 def choose_synthesizer(settings: Settings, backend: str | None = None,

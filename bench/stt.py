@@ -254,6 +254,11 @@ REQUESTS = (
     "stop", "louder please", "turn the volume down", "never mind", "thank you",
 )
 
+GENERAL_QUESTIONS = frozenset(REQUESTS[REQUESTS.index("what is the capital of france"):
+                                       REQUESTS.index("stop")])
+"""The open questions of the set: a second pass over the skills' sentences must leave
+them (and LibriVox) as heard."""
+
 # espeak-ng voice variants and speeds, and Piper's bundled voice at two speeds
 ESPEAK_VOICES = (("en-us", 160), ("en-us+m3", 180), ("en-us+f3", 150), ("en+m7", 170),
                  ("en-gb", 165), ("en-us+f4", 190), ("en-029", 160))
@@ -372,9 +377,13 @@ class Score:
     cpu_seconds: float = 0.0
     by_voice: dict[str, list[int]] = field(default_factory=dict)
     """voice -> [word errors, words, exact sentences, sentences]."""
+    second_pass: dict[str, int] = field(default_factory=dict)
+    """Whisper's second pass: transcripts it replaced, of which it made right ("fixed"),
+    made wrong ("broke"), and that were open questions or LibriVox ("general")."""
 
     def summary(self) -> dict[str, Any]:
-        return {"wer": round(self.errors / max(1, self.words), 3),
+        extra = {"second_pass": self.second_pass} if self.second_pass else {}
+        return {**extra, "wer": round(self.errors / max(1, self.words), 3),
                 "exact": round(self.exact / max(1, self.sentences), 3),
                 "sentences": self.sentences,
                 "rtf": round(self.wall_seconds / max(1e-9, self.audio_seconds), 3),
@@ -395,7 +404,12 @@ def score(recognizer: Any, utterances: Sequence[Utterance],
     """WER, exact-sentence count and time of `recognizer` on `utterances`; each
     misrecognized one is appended to `misheard`."""
     total = Score()
+    checks = getattr(recognizer, "skill_sentences", None) is not None
+    if checks:
+        total.second_pass = dict.fromkeys(("replaced", "fixed", "broke", "general"), 0)
     for utterance in utterances:
+        if checks:
+            recognizer.last_second_pass = None
         wall, cpu = time.perf_counter(), time.process_time()
         heard = transcribe(recognizer, utterance.audio)
         total.wall_seconds += time.perf_counter() - wall
@@ -414,6 +428,14 @@ def score(recognizer: Any, utterances: Sequence[Utterance],
         if errors and misheard is not None:
             misheard.append({"said": utterance.reference, "heard": heard,
                              "voice": utterance.voice, "name": utterance.name})
+        checked = recognizer.last_second_pass if checks else None
+        if checked is not None and checked.replaced:
+            first_right = normalize(checked.heard) == reference
+            total.second_pass["replaced"] += 1
+            total.second_pass["fixed"] += errors == 0 and not first_right
+            total.second_pass["broke"] += errors > 0 and first_right
+            total.second_pass["general"] += (utterance.reference in GENERAL_QUESTIONS
+                                             or not utterance.voice)
     return total
 
 
@@ -443,32 +465,35 @@ def final_latency_ms(recognizer: Any, audio: AudioChunk, trailing_silence_second
 
 
 def _recognizers(quick: bool) -> list[tuple[str, Callable[[], Any], int]]:
-    """(label, factory, step) of each recognizer installed here: Whisper with and
-    without the skills' bias phrases; PocketSphinx on every `step`-th request only (it
+    """(label, factory, step) of each recognizer installed here: Whisper as Hearth runs
+    it (bias phrases and the second pass over the skills' sentences), with the bias
+    alone, and with neither; PocketSphinx on every `step`-th request only (it
     decodes each utterance twice and is slow on a shared 2-core machine). `quick`: the
     default English recognizer alone."""
     from app.models.store import ModelStore
     from app.skills import bias_phrases
+    from app.skills.recognizer_grammar import recognizer_grammar
     from speech.sphinx import PocketSphinxRecognizer
     from speech.whisper_stt import WhisperRecognizer
 
     store = ModelStore()
     phrases = bias_phrases("en")
+    grammar = recognizer_grammar("en")
     found: list[tuple[str, Callable[[], Any], int]] = []
     for model_id in ("whisper-tiny.en", "whisper-base.en", "whisper-small.en"):
         if not store.is_installed(model_id):
             continue
         path = store.path(model_id)
-        found.append((f"whisper {model_id} + bias",
-                      lambda p=path: WhisperRecognizer(p, bias_phrases=phrases), 1))
-        if model_id == "whisper-tiny.en":
+        found.append((f"whisper {model_id} + bias + second pass",
+                      lambda p=path: WhisperRecognizer(p, bias_phrases=phrases,
+                                                       skill_sentences=grammar), 1))
+        if model_id == "whisper-tiny.en" and not quick:
+            found.append((f"whisper {model_id} + bias",
+                          lambda p=path: WhisperRecognizer(p, bias_phrases=phrases), 1))
             found.append((f"whisper {model_id}", lambda p=path: WhisperRecognizer(p), 1))
     if quick:
         return found[:1]
     found.append(("pocketsphinx en-us", PocketSphinxRecognizer, 3))
-    from app.skills.recognizer_grammar import recognizer_grammar
-
-    grammar = recognizer_grammar("en")
     found.append(("pocketsphinx en-us + skills model",
                   lambda: PocketSphinxRecognizer(skill_sentences=grammar), 3))
     if store.is_installed("vosk-model-small-en-us-0.15"):
@@ -572,17 +597,25 @@ def markdown(results: dict[str, Any]) -> str:
               "endpointer waits for (push-to-talk: finish at the end of the recording).", "",
               "Targets for the default English recognizer: " + ", ".join(
                   f"{k} {v}" for k, v in TARGETS.items()), ""]
-    default = next(iter(results["recognizers"]), None)
-    if default is not None:
-        row = results["recognizers"][default]
-        lines += [f"By voice, {default} (WER, exact):", "",
+    sets = ["requests_clean", *[f"requests_{s}db" for s in SNRS_DB]]
+    for label, row in results["recognizers"].items():
+        if not label.startswith("whisper") or label.endswith(".en"):
+            continue  # the per-voice figures of Whisper with bias, with and without the pass
+        lines += [f"By voice, {label} (WER, exact):", "",
                   "| voice | clean | 20 dB | 10 dB | 5 dB |", "|---|---|---|---|---|"]
-        sets = ["requests_clean", *[f"requests_{s}db" for s in SNRS_DB]]
         for voice in row["requests_clean"]["by_voice"]:
             cells = [row[k]["by_voice"].get(voice, {}) for k in sets]
             lines.append(f"| {voice} | " + " | ".join(
                 f"{c['wer']:.2f}, {c['exact']}" if c else "-" for c in cells) + " |")
         lines.append("")
+    for label, row in results["recognizers"].items():
+        passes = [(k, row[k]["second_pass"]) for k in ["librivox", *sets]
+                  if "second_pass" in row.get(k, {})]
+        if passes:
+            lines += [f"Second pass of {label}: transcripts replaced (made right / made "
+                      "wrong / open questions or LibriVox among them): " + "; ".join(
+                          f"{k.removeprefix('requests_')} {p['replaced']} ({p['fixed']} / "
+                          f"{p['broke']} / {p['general']})" for k, p in passes), ""]
     for label, row in results["recognizers"].items():
         if row["misheard_10db"]:
             lines += [f"Misheard at 10 dB by {label} (first {len(row['misheard_10db'])}):", ""]

@@ -11,12 +11,15 @@ import importlib
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from speech.errors import SpeechBackendUnavailableError
 from speech.stt import SpeechRecognizer
 from speech.tts import SpeechSynthesizer
 from speech.wake import WakeWordDetector
+
+if TYPE_CHECKING:
+    from speech.sentence_grammar import SentenceGrammar
 
 # name -> (module:class, the python module it needs, the pip extra that installs it)
 RECOGNIZERS = {
@@ -60,10 +63,12 @@ def is_available(name: str, kind: str = "recognizer") -> bool:
 
 def create_recognizer(name: str, model: str | Path | None, *, sample_rate: int = 16000,
                       grammar: Sequence[str] = (), bias_phrases: Sequence[str] = (),
-                      language: str = "en") -> SpeechRecognizer:
+                      language: str = "en",
+                      skill_sentences: SentenceGrammar | None = None) -> SpeechRecognizer:
     """'pocketsphinx' (model None = the wheel's English model), 'vosk' or 'whisper'
     (model folder). `grammar` restricts Vosk to those phrases; `bias_phrases` make each
-    recognizer prefer them while still hearing anything else."""
+    recognizer prefer them while still hearing anything else; `skill_sentences` are
+    what the application understands, for Whisper's second pass."""
     cls = _load(RECOGNIZERS, "recognizer", name)
     if name in ("vosk", "whisper") and model is None:
         raise ValueError(f"the {name} recognizer needs a model folder")
@@ -71,7 +76,7 @@ def create_recognizer(name: str, model: str | Path | None, *, sample_rate: int =
         return cls(model, sample_rate=sample_rate, grammar=grammar, bias_phrases=bias_phrases)
     if name == "whisper":
         return cls(model, sample_rate=sample_rate, bias_phrases=bias_phrases,
-                   language=language)
+                   language=language, skill_sentences=skill_sentences)
     return cls(model, sample_rate=sample_rate, bias_phrases=bias_phrases)
 
 

@@ -79,6 +79,62 @@ def spoken_words(text: str) -> list[str]:
     return [w for w in (word.strip("'") for word in text.split()) if w]
 
 
+_NUMBER_WORDS = {word: value for value, word in enumerate(_ONES)}
+_NUMBER_WORDS.update({word: 10 * i for i, word in enumerate(_TENS) if word})
+
+
+def _number_run(words: list[str], start: int) -> tuple[int, int] | None:
+    """(value, end) of the number spelt out in words[start:end] ("one hundred twenty
+    five"), or None when words[start] starts no number."""
+    total, current, i = 0, None, start
+    while i < len(words):
+        word = words[i]
+        if word in _NUMBER_WORDS and (current is None or current % 100 == 0
+                                      or (current % 10 == 0 and current >= 20
+                                          and _NUMBER_WORDS[word] < 10)):
+            current = (current or 0) + _NUMBER_WORDS[word]
+        elif word == "hundred" and current is not None and current < 10:
+            current *= 100
+        elif word == "thousand" and current is not None and 0 < current < 1000:
+            total, current = total + current * 1000, 0
+        else:
+            break
+        i += 1
+    if current is None:
+        return None
+    return total + current, i
+
+
+def written(sentence: str) -> str:
+    """A spoken-form sentence as Whisper tends to write it: numbers as digits, a clock
+    time as 7:30, a capital and a full stop ("set an alarm for seven thirty" -> "Set an
+    alarm for 7:30.")."""
+    words = sentence.split()
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        found = _number_run(words, i)
+        if found is None:
+            out.append({"am": "a.m.", "pm": "p.m."}.get(words[i], words[i]))
+            i += 1
+            continue
+        value, end = found
+        minutes = _number_run(words, end) if value <= 12 else None
+        if minutes is not None and 10 <= minutes[0] < 60 and out and out[-1] in (
+                "at", "for", "to", "until", "by", "alarm"):
+            out.append(f"{value}:{minutes[0]:02d}")
+            end = minutes[1]
+        elif end < len(words) and words[end] == "oh" and value <= 12 and \
+                (after := _number_run(words, end + 1)) is not None and after[0] < 10:
+            out.append(f"{value}:{after[0]:02d}")
+            end = after[1]
+        else:
+            out.append(str(value))
+        i = end
+    text = " ".join(out)
+    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else text
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A sentence of the grammar near a transcript."""
@@ -184,14 +240,18 @@ class SentenceGrammar:
                 if following.min() <= limit:  # costs only grow along a template
                     stack.append((child, following))
         scored.sort()
+        # the nearest templates with each of their variants, then one sentence from
+        # each next template: many near-equal fillings of one template must not crowd
+        # out the others
         found: dict[str, Candidate] = {}
-        for distance, index in scored:
-            for extra, filled in costs.fill(self.templates[index], variants):
-                if filled not in found:
+        for rank, (distance, index) in enumerate(scored):
+            fillings = costs.fill(self.templates[index], variants if rank < 3 else 1)
+            for extra, filled in fillings:
+                if filled not in found and len(found) < k:
                     found[filled] = Candidate(filled, distance + extra, index)
-            if len(found) >= k * variants:
+            if len(found) >= k:
                 break
-        return sorted(found.values(), key=lambda c: c.distance)[:k]
+        return sorted(found.values(), key=lambda c: c.distance)
 
 
 def _is_slot(token: str) -> bool:

@@ -17,6 +17,15 @@ Recognition can be biased toward what Hearth understands: `bias_phrases` become
 Whisper's initial prompt (the "previous text" it conditions on), which makes it
 prefer those words and spellings without restricting what it can hear.
 
+With `skill_sentences` (a `SentenceGrammar`), a second pass checks the transcript
+against what the application understands: the grammar's sentences nearest to it
+(`SentenceGrammar.nearest`) and the transcript itself are scored against the same
+audio by Whisper (forced decoding, `Whisper.align`'s token probabilities), and the
+best sentence replaces the transcript when its log-probability is at most
+`second_pass_margin` below the transcript's. An open question is far from every
+sentence of the grammar and stays as heard. The pass runs with the decode started in
+a pause, so a final taken from it costs nothing more.
+
 The model is always a local folder (model.bin, config.json, tokenizer.json,
 vocabulary.txt), never a hub name, and HF_HUB_OFFLINE is set before faster-whisper
 is imported: nothing is downloaded at run time.
@@ -24,17 +33,20 @@ is imported: nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from speech.audio import AudioChunk
 from speech.errors import SpeechModelError
+from speech.sentence_grammar import SentenceGrammar, spoken_words, written
 from speech.stt import RecognizedWord, SpeechRecognizer, Transcript
 
 log = logging.getLogger(__name__)
@@ -52,6 +64,10 @@ finished, and that decode is then the final, ready before the endpointer decides
 _PUNCTUATION = ".,;:!?\"()"
 SILENCE_RMS = 120.0
 """Frame RMS (16-bit units) under which audio counts as silence whatever the level."""
+
+
+def _capitalized(sentence: str) -> str:
+    return sentence[:1].upper() + sentence[1:] + "."
 
 
 def default_threads() -> int:
@@ -135,6 +151,36 @@ class WhisperOptions:
     window_seconds: float = 30.0
     """The encoder's input is the audio padded with silence to this length (Whisper's
     own is 30 s; shorter is faster, its accuracy is measured in bench/stt.py)."""
+    second_pass_candidates: int = 16
+    """Sentences of the skill grammar scored against the audio in the second pass."""
+    second_pass_margin: float = 7.0
+    """How much lower (natural log) a grammar sentence's probability may be than the
+    transcript's and still replace it, after the penalties below (calibrated on
+    bench/stt.py's requests, clean and at 10 dB: see README)."""
+    second_pass_distance_weight: float = 2.0
+    """Log-probability a sentence loses per word edit between it and the transcript."""
+    second_pass_drop_weight: float = 1.0
+    """...and per word it has fewer than the transcript."""
+    second_pass_max_distance: float = 2.5
+    """Grammar sentences farther than this (word edits) from the transcript are not
+    considered."""
+
+
+@dataclass(frozen=True)
+class SecondPass:
+    """What the second pass compared, for logs and calibration."""
+
+    heard: str
+    heard_score: float
+    """Log-probability of the first pass's transcript under forced decoding."""
+    sentence: str
+    """The best grammar sentence as written, or "" when none was near."""
+    sentence_score: float
+    distance: float
+    """Word edit cost of the transcript against the sentence."""
+    replaced: bool
+    candidates: tuple[tuple[str, float, float], ...] = ()
+    """Every sentence scored: (as written, log-probability, distance)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +190,10 @@ class _Decode:
     generation: int
     frames: int
     text: str
+    encoded: Any = None
+    """The encoder's output (a CTranslate2 StorageView), kept for a second pass."""
+    checked: bool = False
+    """Whether the second pass has seen `text` (or there is none to do)."""
 
 
 class WhisperRecognizer(SpeechRecognizer):
@@ -154,13 +204,21 @@ class WhisperRecognizer(SpeechRecognizer):
     def __init__(self, model_dir: str | Path, sample_rate: int = 16000, *,
                  bias_phrases: Sequence[str] = (), language: str = "en",
                  compute_type: str = "int8", threads: int = 0,
-                 options: WhisperOptions | None = None) -> None:
+                 options: WhisperOptions | None = None,
+                 skill_sentences: SentenceGrammar | None = None) -> None:
         self.sample_rate = sample_rate
         self.model_dir = check_model_dir(model_dir)
         self.options = options or WhisperOptions(language=language,
                                                  compute_type=compute_type, threads=threads)
         self.threads = self.options.threads or default_threads()
         self.prompt = bias_prompt(bias_phrases)
+        if skill_sentences is not None and importlib.util.find_spec("rapidfuzz") is None:
+            log.warning("no second pass over the skill sentences: the Python package "
+                        "'rapidfuzz' is missing (install Hearth with the 'whisper' extra)")
+            skill_sentences = None
+        self.skill_sentences = skill_sentences
+        self.last_second_pass: SecondPass | None = None
+        """The latest second pass's comparison (None before the first)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before faster_whisper imports the hub
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -217,13 +275,15 @@ class WhisperRecognizer(SpeechRecognizer):
             self._samples = [np.concatenate(self._samples)]
         return self._samples[0] if self._samples else np.zeros(0, dtype=np.int16)
 
-    def _decode(self, samples: np.ndarray, generation: int) -> _Decode:
-        """Transcribe `samples` (int16, at most one window long) in one encoder pass."""
+    def _decode(self, samples: np.ndarray, generation: int,
+                second_pass: bool = False) -> _Decode:
+        """Transcribe `samples` (int16, at most one window long) in one encoder pass;
+        with `second_pass`, check the transcript against the skill sentences."""
         frames = len(samples)
         if generation != self._generation or frames == 0:
-            return _Decode(generation, frames, "")
+            return _Decode(generation, frames, "", checked=True)
         if not np.any(frame_rms(samples, self.sample_rate) >= SILENCE_RMS):
-            return _Decode(generation, frames, "")
+            return _Decode(generation, frames, "", checked=True)
         import ctranslate2
 
         audio = samples.astype(np.float32) / 32768.0
@@ -239,17 +299,76 @@ class WhisperRecognizer(SpeechRecognizer):
         wanted = min(3000, features.shape[-1] - features.shape[-1] % 2)  # conv halves it
         features = np.ascontiguousarray(features[None, :, :wanted], dtype=np.float32)
         seconds = frames / self.sample_rate
+        encoded = self._model.model.encode(ctranslate2.StorageView.from_array(features),
+                                           to_cpu=True)
         result = self._model.model.generate(
-            ctranslate2.StorageView.from_array(features), [self._prompt_tokens],
-            beam_size=self.options.beam_size,
+            encoded, [self._prompt_tokens], beam_size=self.options.beam_size,
             # the limit counts the prompt too; a few tokens a second stops a runaway loop
             max_length=len(self._prompt_tokens) + int(16 + 10 * seconds),
             return_no_speech_prob=True, suppress_blank=True,
         )[0]
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
-            return _Decode(generation, frames, "")
+            return _Decode(generation, frames, "", checked=True)
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        return _Decode(generation, frames, self._tokenizer.decode(tokens).strip())
+        decoded = _Decode(generation, frames, self._tokenizer.decode(tokens).strip(), encoded)
+        return self._check(decoded) if second_pass else decoded
+
+    def _check(self, decoded: _Decode) -> _Decode:
+        """`decoded` after the second pass (see the module docstring)."""
+        if decoded.checked or decoded.generation != self._generation:
+            return decoded
+        text = decoded.text
+        if self.skill_sentences is not None and text and decoded.encoded is not None:
+            text = self._second_pass(decoded.encoded, decoded.frames / self.sample_rate, text)
+        return replace(decoded, text=text, checked=True)
+
+    def _second_pass(self, encoded: Any, seconds: float, heard: str) -> str:
+        """The grammar sentence that replaces `heard`, or `heard` itself."""
+        assert self.skill_sentences is not None
+        options = self.options
+        candidates = self.skill_sentences.nearest(
+            heard, options.second_pass_candidates,
+            max_distance=options.second_pass_max_distance)
+        heard_words = spoken_words(heard)
+        if not candidates or candidates[0].text.split() == heard_words:
+            return heard  # already a sentence of the grammar (or nothing near it)
+        # each sentence written in the transcript's own style (Whisper writes "12" or
+        # "twelve" by what it heard, and scores the other spelling lower)
+        digits = any(ch.isdigit() for ch in heard)
+        written_forms = [(c, written(c.text) if digits else _capitalized(c.text))
+                         for c in candidates]
+        scores = self._score(encoded, seconds, [heard, *(f for _, f in written_forms)])
+        # a sentence far from what was heard needs more evidence from the audio, and so
+        # does a shorter one (fewer tokens cost less log-probability)
+        adjusted = [score - options.second_pass_distance_weight * c.distance
+                    - options.second_pass_drop_weight
+                    * max(0, len(heard_words) - len(c.text.split()))
+                    for (c, _), score in zip(written_forms, scores[1:], strict=True)]
+        best = int(np.argmax(adjusted))
+        candidate, sentence = written_forms[best]
+        replaced = adjusted[best] + options.second_pass_margin >= scores[0]
+        self.last_second_pass = SecondPass(
+            heard, scores[0], sentence, scores[1 + best], candidate.distance, replaced,
+            tuple((f, score, c.distance)
+                  for (c, f), score in zip(written_forms, scores[1:], strict=True)))
+        log.debug("second pass: %s", self.last_second_pass)
+        return sentence if replaced else heard
+
+    def _score(self, encoded: Any, seconds: float, texts: Sequence[str]) -> list[float]:
+        """Log-probability of each text given the audio (forced decoding). The decoder
+        attends only to the audio's own frames plus a second (the padding says little,
+        and costs most), without the bias prompt (which costs more than the texts)."""
+        import ctranslate2
+
+        frames = min(1500, int((seconds + 1.0) * 50))
+        audio = np.asarray(encoded)[:, :frames]
+        batch = np.ascontiguousarray(np.repeat(audio, len(texts), axis=0))
+        tokens = [self._tokenizer.encode(" " + text.strip()) for text in texts]
+        start = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+        results = self._model.model.align(ctranslate2.StorageView.from_array(batch), start,
+                                          tokens, frames)
+        return [float(np.log(np.maximum(np.asarray(r.text_token_probs), 1e-12)).sum())
+                for r in results]
 
     def _decode_long(self, samples: np.ndarray) -> str:
         """The whole of a long utterance, with faster-whisper's 30 s windows."""
@@ -269,9 +388,9 @@ class WhisperRecognizer(SpeechRecognizer):
             if decoded.generation == self._generation:
                 self._latest = decoded
 
-    def _submit(self, samples: np.ndarray) -> Future[_Decode]:
+    def _submit(self, samples: np.ndarray, second_pass: bool = False) -> Future[_Decode]:
         self._requested_frames = self._frames
-        return self._executor.submit(self._decode, samples, self._generation)
+        return self._executor.submit(self._decode, samples, self._generation, second_pass)
 
     # ------------------------------------------------------------------ the interface
 
@@ -288,12 +407,16 @@ class WhisperRecognizer(SpeechRecognizer):
         interval = self.options.partial_interval_seconds * self.sample_rate
         speech_end = self._frames - self._quiet_frames
         undecoded_speech = self._requested_frames < speech_end
-        pause = self._quiet_frames >= PAUSE_SECONDS * self.sample_rate and undecoded_speech
+        paused = self._quiet_frames >= PAUSE_SECONDS * self.sample_rate
+        pause = paused and undecoded_speech
         due = self._frames - self._requested_frames >= interval and undecoded_speech
+        latest = self._latest
         if self._pending is None and (pause or due):
             window = int(WINDOW_SECONDS * self.sample_rate)
-            self._pending = self._submit(self._audio()[-window:])
-        latest = self._latest
+            self._pending = self._submit(self._audio()[-window:], second_pass=pause)
+        elif self._pending is None and paused and latest is not None and not latest.checked:
+            # a partial decode covered all the speech: its second pass, in the pause
+            self._pending = self._executor.submit(self._check, latest)
         if latest is not None and latest.text and latest.text != self._reported:
             self._reported = latest.text
             return Transcript(text=latest.text, is_final=False)
@@ -313,9 +436,11 @@ class WhisperRecognizer(SpeechRecognizer):
         return Transcript(text=text, words=words)
 
     def _final_text(self, samples: np.ndarray) -> str:
-        """The last decode when it covered all but trailing silence; else a new one."""
+        """The last decode (after its second pass) when it covered all but trailing
+        silence; else a new one."""
         latest = self._latest
-        if latest is not None and is_silent_tail(samples, latest.frames, self.sample_rate):
+        if latest is not None and is_silent_tail(samples, latest.frames, self.sample_rate) \
+                and (latest.checked or self.skill_sentences is None):
             return latest.text  # a decode still running covers no more speech: not awaited
         pending = self._pending
         if pending is not None:
@@ -325,8 +450,9 @@ class WhisperRecognizer(SpeechRecognizer):
                 self._latest = decoded
         latest = self._latest
         if latest is not None and is_silent_tail(samples, latest.frames, self.sample_rate):
-            return latest.text
-        return self._executor.submit(self._decode, samples, self._generation).result().text
+            return self._executor.submit(self._check, latest).result().text
+        return self._executor.submit(self._decode, samples, self._generation,
+                                     True).result().text
 
     def _new_utterance(self) -> None:
         self._generation += 1

@@ -68,12 +68,11 @@ def durations() -> list[str]:
     """The `{duration}` values: 1-100 of each unit, halves, a few compounds."""
     values = []
     for unit in ("second", "minute", "hour"):
-        values += [f"{article} {unit}" for article in ("a", "an", "one")
-                   if (article == "an") == (unit == "hour")]
+        article = "an" if unit == "hour" else "a"
+        values += [f"{article} {unit}", f"one {unit}"]
         values += [f"{number_words(n)} {unit}s" for n in range(2, 101)]
-        values += [f"{article} {unit} and a half" for article in ("a", "an", "one")
-                   if (article == "an") == (unit == "hour")]
-        values.append(f"half a{'n' if unit == 'hour' else ''} {unit}")
+        values += [f"{article} {unit} and a half", f"one {unit} and a half",
+                   f"half {article} {unit}"]
     values += ["half an hour", "a quarter of an hour", "quarter of an hour"]
     for hours, minutes in product(range(1, 4), (5, 10, 15, 20, 30, 40, 45)):
         hour_words = "one hour" if hours == 1 else f"{number_words(hours)} hours"

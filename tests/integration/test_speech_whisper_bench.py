@@ -23,13 +23,14 @@ def test_quick_stt_bench_writes_results_within_the_librivox_target(
     assert stt.main(["--quick", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "stt-quick.json").read_text())
     (label, row), = results["recognizers"].items()
-    assert label == "whisper whisper-tiny.en + bias"
+    assert label == "whisper whisper-tiny.en + bias + second pass"
     assert row["librivox"]["wer"] <= stt.TARGETS["librivox_wer"]
     for key in ("requests_clean", "requests_20db", "requests_10db", "requests_5db"):
         assert row[key]["sentences"] == 5
         assert row[key]["wer"] >= 0.0 and 0.0 <= row[key]["exact"] <= 1.0
     assert row["requests_clean"]["by_voice"]  # the per-voice breakdown is there
+    assert set(row["requests_10db"]["second_pass"]) == {"replaced", "fixed", "broke", "general"}
     assert row["stt_final_ms"] >= 0 and row["final_latency_utterances"] == 2
     table = (tmp_path / "stt-quick.md").read_text()
-    assert "| whisper whisper-tiny.en + bias |" in table
+    assert "| whisper whisper-tiny.en + bias + second pass |" in table
     assert table in capsys.readouterr().out

@@ -1,0 +1,83 @@
+"""The skills' sentence grammar for recognizers (no model): its size stays bounded, the
+nearest-sentence search finds the skill request behind a mishearing and nothing near an
+open question, and sentences are written the way Whisper writes them."""
+
+from __future__ import annotations
+
+import pytest
+
+from speech.sentence_grammar import SentenceGrammar, spoken_words, written
+
+pytest.importorskip("rapidfuzz")
+pytest.importorskip("hassil")
+
+
+@pytest.fixture(scope="module")
+def grammar() -> SentenceGrammar:
+    from app.skills.recognizer_grammar import recognizer_grammar
+
+    built = recognizer_grammar("en")
+    assert built is not None
+    return built
+
+
+def test_the_skills_grammar_is_bounded(grammar: SentenceGrammar) -> None:
+    # Home Assistant's 80 000 timer sentence shapes collapse into one {duration} slot
+    assert 1000 <= len(grammar.templates) <= 6000
+    assert {name: len(values) <= 2000 for name, values in grammar.lists.items()} == \
+        dict.fromkeys(("duration", "when", "timer_name", "number", "unit"), True)
+    assert len(list(grammar.sentences(limit=5000))) == 5000
+    assert all("{" not in s for s in grammar.sentences(limit=200))
+    assert {"timer", "alarm", "pasta", "fifteen", "kilometers"} <= grammar.vocabulary()
+
+
+def test_misheard_skill_requests_have_the_request_among_the_nearest(
+    grammar: SentenceGrammar,
+) -> None:
+    for heard, meant in (
+        ("Set a faster timer for 12 minutes.", "set a pasta timer for twelve minutes"),
+        ("Set an alarm for it 15 tomorrow morning.",
+         "set an alarm for eight fifteen tomorrow morning"),
+        ("What day of a week is it.", "what day of the week is it"),
+        ("And I've made it to the timer.", "add five minutes to the timer"),
+    ):
+        texts = [c.text for c in grammar.nearest(heard, k=12)]
+        assert meant in texts, (heard, texts)
+
+
+def test_an_open_question_has_no_skill_sentence_near_it(grammar: SentenceGrammar) -> None:
+    assert grammar.nearest("Who wrote Romeo and Juliet?", k=8, max_distance=2.5) == []
+    assert grammar.nearest("", k=8) == []
+
+
+def test_a_sentence_of_the_grammar_is_its_own_nearest(grammar: SentenceGrammar) -> None:
+    best = grammar.nearest("Set a timer for 10 minutes.", k=1)[0]
+    assert best.text == "set a timer for ten minutes" and best.distance == 0.0
+
+
+def test_a_small_grammar_fills_its_slots_from_what_was_heard() -> None:
+    grammar = SentenceGrammar.from_sentences(
+        ["set a {name} timer for {number} minutes", "cancel the {name} timer"],
+        {"name": ["pasta", "tea", "egg"], "number": ["one", "two", "twelve", "twenty"]})
+    assert [s for s in grammar.sentences(limit=3)] == [
+        "set a pasta timer for one minutes", "cancel the pasta timer",
+        "set a pasta timer for two minutes"]
+    texts = [c.text for c in grammar.nearest("set a pastor timer for 12 minutes", k=3)]
+    assert texts[0] == "set a pasta timer for twelve minutes"
+    with pytest.raises(ValueError, match="no list"):
+        SentenceGrammar.from_sentences(["set {volume}"], {})
+
+
+def test_spoken_and_written_forms() -> None:
+    assert spoken_words("Set a timer for 10 minutes.") == \
+        ["set", "a", "timer", "for", "ten", "minutes"]
+    assert spoken_words("Wake me at 7:30 a.m.") == ["wake", "me", "at", "seven", "thirty", "am"]
+    assert spoken_words("What is 20% of 1,500?") == \
+        ["what", "is", "twenty", "percent", "of", "one", "thousand", "five", "hundred"]
+    assert written("set a pasta timer for twelve minutes") == \
+        "Set a pasta timer for 12 minutes."
+    assert written("set an alarm for eight fifteen tomorrow morning") == \
+        "Set an alarm for 8:15 tomorrow morning."
+    assert written("set an alarm for seven oh five am") == "Set an alarm for 7:05 a.m."
+    assert written("what is one hundred twenty five divided by five") == \
+        "What is 125 divided by 5."
