@@ -17,12 +17,13 @@ from app.errors import ModelNotInstalledError
 from app.models.store import ModelStore
 from speech import registry
 from speech.devices import Microphone, Speaker, find_device
+from speech.doubletalk import BargeInDetector
 from speech.echo import EchoCanceller, find_echo_canceller, use_echo_canceller
 from speech.pulse_sources import pinned_source_check
 from speech.silero_vad import SILERO_RATE, silero_available
 from speech.stt import SpeechRecognizer
 from speech.tts import SpeechSynthesizer
-from speech.vad import Endpointer
+from speech.vad import Endpointer, SileroClassifier
 from speech.wake import WakeWordDetector
 from speech.wake_micro import micro_model_for
 
@@ -237,22 +238,20 @@ def open_speaker(settings: Settings, sample_rate: int = 0) -> Speaker:
 
 
 BARGE_IN_SPEECH_MS = 250
-"""Speech this long on the echo-cancelled microphone interrupts Hearth while it speaks."""
-BARGE_IN_GAP_MS = 96
-"""...counted over a span this much longer (the canceller chops double talk)."""
+"""Speech this long on the echo-cancelled microphone, part of it heard with the speaker
+paused, interrupts Hearth while it speaks (speech/doubletalk.py)."""
 
 
-def build_barge_in_detector(settings: Settings, sample_rate: int = 16000) -> Endpointer | None:
-    """The detector of a person talking over Hearth's (echo-cancelled) voice: Silero VAD
-    confirming BARGE_IN_SPEECH_MS of speech; None without Silero or off 16 kHz (WebRTC's
-    VAD takes what is left of Hearth's own voice for speech)."""
+def build_barge_in_detector(settings: Settings,
+                            sample_rate: int = 16000) -> BargeInDetector | None:
+    """The detector of a person talking over Hearth's (echo-cancelled) voice: Silero VAD,
+    pause at the onset, BARGE_IN_SPEECH_MS confirmed with the speaker silent; None
+    without Silero or off 16 kHz (WebRTC's VAD takes what is left of Hearth's own voice
+    for speech)."""
     if sample_rate != SILERO_RATE or not silero_available():
         return None
-    vad = settings.vad
-    return Endpointer(sample_rate, vad.aggressiveness, vad.energy_threshold, vad.pre_roll_ms,
-                      vad.end_silence_ms, start_speech_ms=BARGE_IN_SPEECH_MS,
-                      max_utterance_seconds=vad.max_utterance_seconds, engine="silero",
-                      speech_threshold=vad.speech_threshold, start_gap_ms=BARGE_IN_GAP_MS)
+    return BargeInDetector(SileroClassifier(settings.vad.speech_threshold),
+                           confirm_ms=BARGE_IN_SPEECH_MS)
 
 
 def build_endpointer(settings: Settings, sample_rate: int = 16000) -> Endpointer:

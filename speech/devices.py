@@ -391,6 +391,8 @@ class Speaker(AudioSink):
         self._resamplers: dict[int, StreamResampler] = {}
         self._resamplers_stale = False
         self._requested = 0
+        self._paused = False
+        """`pause()` aborted the stream; `play` must not restart it until `resume()`."""
         sd = _sounddevice()
         last_error: Exception | None = None
         for rate in dict.fromkeys((sample_rate or native, native)):  # requested, else native
@@ -454,7 +456,7 @@ class Speaker(AudioSink):
             self._pending.append(samples)
             self._queued += len(samples)
             self._idle.clear()
-        if not self._stream.active:
+        if not self._stream.active and not self._paused:
             try:
                 self._stream.start()  # after a stop()
             except Exception as exc:
@@ -505,7 +507,30 @@ class Speaker(AudioSink):
         if generation == self._generation:
             time.sleep(float(self._stream.latency))  # the device buffer still holds the tail
 
+    def pause(self) -> None:
+        """Silence the speaker at once but keep what is queued, for `resume()` (what the
+        device buffer held, about 0.1 s, is lost); `stop()` drops everything. Barge-in
+        pauses at the first sign of a person talking, before it is sure."""
+        self._paused = True
+        if self._stream.active:
+            try:
+                self._stream.abort()
+            except Exception as exc:
+                log.debug("pausing speaker: %s", exc)
+
+    def resume(self) -> None:
+        """Play on after `pause()`."""
+        if not self._paused:
+            return
+        self._paused = False
+        if not self._stream.active:
+            try:
+                self._stream.start()
+            except Exception as exc:
+                raise AudioDeviceError(f"speaker {self.device.name!r} failed: {exc}") from None
+
     def stop(self) -> None:
+        self._paused = False
         with self._lock:
             self._pending.clear()
             self._offset = 0

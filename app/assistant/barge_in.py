@@ -2,9 +2,12 @@
 talking over it (so the reply is cancelled and a new turn listens), or Hearth's own
 voice that the echo canceller let through.
 
-Only on the sound server's echo-cancelled signal and with `[audio] barge_in = "speech"`:
-Silero VAD must confirm 250 ms of speech (`build_barge_in_detector`), and not in a
-reply's first `ECHO_SETTLE_SECONDS`. The wake word is spotted by the listen stage.
+Only on the sound server's echo-cancelled signal and with `[audio] barge_in = "speech"`.
+`BargeInDetector` (speech/doubletalk.py) pauses the speaker at the first sign of speech
+and confirms 250 ms of it, part heard with the speaker silent (an echo stops with its
+sound); a reply that was only paused plays on. Not in a reply's first
+`ECHO_SETTLE_SECONDS`, nor in as long after a pause. The wake word is spotted by the
+listen stage.
 """
 
 from __future__ import annotations
@@ -12,34 +15,52 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from app.assistant.ears import Ears
 from app.assistant.turn import Turn, Voice
 from app.config import Settings
 from speech.audio import AudioChunk
-from speech.vad import Endpointer, VadEventKind
+from speech.doubletalk import BargeInDetector, BargeInKind
+from speech.io import AudioSink
 
 log = logging.getLogger(__name__)
 
 ECHO_SETTLE_SECONDS = 2.5
-"""No barge-in by speech in a reply's first 2.5 s: a (re)started speaker stream makes
-PulseAudio's canceller resynchronize, leaking Hearth's voice up to 2 s in
-(bench/barge_in.py). The wake word still barges in then."""
+"""No barge-in by speech in a reply's first 2.5 s or as long after a pause: a (re)started
+speaker stream makes PulseAudio's canceller resynchronize, leaking Hearth's voice up to
+2 s in (bench/barge_in.py). The wake word still barges in then."""
+
+
+@runtime_checkable
+class Pausable(Protocol):
+    """A speaker that can hold its sound (`speech.devices.Speaker`)."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
 
 
 class BargeInBySpeech:
-    """Tells a person talking over Hearth's reply from the reply's own echo."""
+    """Tells a person talking over Hearth's reply from the reply's own echo, pausing the
+    speaker while it listens."""
 
-    def __init__(self, settings: Settings, ears: Ears, sample_rate: Callable[[], int]) -> None:
+    def __init__(self, settings: Settings, ears: Ears, sample_rate: Callable[[], int],
+                 speaker: Callable[[], AudioSink | None]) -> None:
         self.settings = settings
         self._ears = ears
         self._sample_rate = sample_rate
-        self._detector: Endpointer | None = None
+        self._speaker = speaker
+        self._detector: BargeInDetector | None = None
         self._built = False
         self._answering: Turn | None = None
         """The turn last heard (a new one resets the detector)."""
         self._speaking_since: float | None = None
         """When `_answering` was first heard speaking."""
+        self._paused: Pausable | None = None
+        """The speaker this paused (and must resume unless the reply is cancelled)."""
+        self.pauses = 0
+        """Pauses that did not end in a barge-in (resumed replies)."""
 
     def hear(self, chunk: AudioChunk, current: Turn | None, echo_cancelled: bool
              ) -> AudioChunk | None:
@@ -50,17 +71,30 @@ class BargeInBySpeech:
             return None
         if self._answering is not current:
             self._answering, self._speaking_since = current, None
-            detector.reset()
+            self._restart(detector)
         if current is not None and current.voice is Voice.SPEAKING:
             now = time.monotonic()
             self._speaking_since = self._speaking_since or now
             if now - self._speaking_since < ECHO_SETTLE_SECONDS:
-                detector.reset()
+                self._restart(detector)
                 return None
         for event in detector.process(chunk):
-            if event.kind == VadEventKind.SPEECH_START:
+            if event.kind is BargeInKind.ONSET:
+                log.debug("barge-in: speech? pausing (%.1f s into the reply)",
+                          self._into_reply())
+                if current is not None and current.voice is Voice.SPEAKING:
+                    self._pause()  # (a stream stopped while idle resynchronizes the canceller)
+            elif event.kind is BargeInKind.RELEASED:
+                self.pauses += 1
+                log.info("barge-in: not speech, the reply plays on (%.1f s into it)",
+                         self._into_reply())
+                if self._paused is not None:  # the restarted stream settles again
+                    self._resume()
+                    self._speaking_since = time.monotonic()
+            elif event.audio is not None:
+                self._paused = None  # the caller's new turn stops the speaker
                 log.info("barge-in: %.2f s of speech over the reply (%.1f s into it)",
-                         event.audio.seconds, time.monotonic() - (self._speaking_since or 0.0))
+                         event.speech_seconds, self._into_reply())
                 return event.audio
         return None
 
@@ -69,7 +103,25 @@ class BargeInBySpeech:
         """Speech may barge in (`[audio] barge_in`)."""
         return self.settings.audio.barge_in == "speech"
 
-    def _need_detector(self) -> Endpointer | None:
+    def _restart(self, detector: BargeInDetector) -> None:
+        detector.reset()
+        self._resume()
+
+    def _pause(self) -> None:
+        speaker = self._speaker()
+        if isinstance(speaker, Pausable):
+            speaker.pause()
+            self._paused = speaker
+
+    def _resume(self) -> None:
+        speaker, self._paused = self._paused, None
+        if speaker is not None:
+            speaker.resume()
+
+    def _into_reply(self) -> float:
+        return time.monotonic() - (self._speaking_since or time.monotonic())
+
+    def _need_detector(self) -> BargeInDetector | None:
         if not self._built:
             self._built = True
             self._detector = self._ears.barge_in(self._sample_rate())

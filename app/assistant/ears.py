@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.config import Settings
+from speech.doubletalk import BargeInDetector
 from speech.vad import Endpointer
 
 
@@ -33,8 +34,8 @@ class Ears:
 
     endpointer: Callable[[int], Endpointer]
     """Ends endpointed turns and starts hands-free ones."""
-    barge_in: Callable[[int], Endpointer | None]
-    """Hears a person talking over Hearth's echo-cancelled voice (its SPEECH_START);
+    barge_in: Callable[[int], BargeInDetector | None]
+    """Hears a person talking over Hearth's echo-cancelled voice (speech/doubletalk.py);
     None when it cannot be told apart."""
 
     @classmethod

@@ -74,7 +74,8 @@ class ListenStage:
         self._hearing: Turn | None = None
         self._endpointer: Endpointer | None = None
         self.barge_in = BargeInBySpeech(settings, self.ears,
-                                        lambda: self._need_recognizer().sample_rate)
+                                        lambda: self._need_recognizer().sample_rate,
+                                        lambda: self.voice.speaker.component)
         self.guard = SelfTriggerGuard(settings.wake.phrase)
 
     # ---- capture thread --------------------------------------------------------------

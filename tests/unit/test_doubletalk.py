@@ -1,0 +1,89 @@
+"""BargeInDetector (speech/doubletalk.py) on scripted audio: it pauses at the first sign
+of speech, cancels only when speech goes on while the speaker is silent, and lets a
+reply play on after an echo burst, including while Silero's recurrent state still calls
+the silence after it speech."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from speech.audio import AudioChunk
+from speech.doubletalk import BargeInDetector, BargeInKind
+
+WINDOW = 512
+"""Silero's window: 32 ms at 16 kHz."""
+
+
+class ScriptedClassifier:
+    """Calls a window speech when it is not silent, and for `hangover` windows after, as
+    Silero does."""
+
+    sample_rate = 16000
+    frame_samples = WINDOW
+    frame_ms = 32.0
+
+    def __init__(self, hangover: int = 0) -> None:
+        self.hangover = hangover
+        self._since_sound = hangover + 1
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        self._since_sound = 0 if np.any(frame) else self._since_sound + 1
+        return self._since_sound <= self.hangover
+
+
+def _windows(*runs: tuple[int, int]) -> AudioChunk:
+    """Concatenated runs of (windows, amplitude): a tone at that amplitude, 0 = silence."""
+    rng = np.random.default_rng(0)
+    parts = [(rng.standard_normal(n * WINDOW) * amplitude).astype(np.int16)
+             for n, amplitude in runs]
+    return AudioChunk(np.concatenate(parts), 16000)
+
+
+def _kinds(detector: BargeInDetector, audio: AudioChunk) -> list[BargeInKind]:
+    events = []
+    for start in range(0, audio.frames, 480):  # 30 ms microphone blocks
+        events += detector.process(AudioChunk(audio.samples[start:start + 480], 16000))
+    return [e.kind for e in events]
+
+
+def test_speech_that_goes_on_while_paused_barges_in_with_its_start() -> None:
+    detector = BargeInDetector(ScriptedClassifier(), pre_roll_ms=96)
+    audio = _windows((20, 0), (25, 2000), (10, 0))
+    events: list = []  # type: ignore[type-arg]
+    for start in range(0, audio.frames, 480):
+        events += detector.process(AudioChunk(audio.samples[start:start + 480], 16000))
+    assert [e.kind for e in events] == [BargeInKind.ONSET, BargeInKind.CONFIRMED]
+    confirmed = events[1]
+    assert confirmed.audio is not None and confirmed.speech_seconds >= 0.25
+    # the pre-roll and the onset are in the audio handed on for recognition
+    assert confirmed.audio.frames >= (3 + 2) * WINDOW
+    assert not np.any(confirmed.audio.samples[:WINDOW])
+
+
+def test_an_echo_burst_that_stops_with_the_speaker_only_pauses_the_reply() -> None:
+    # 10 windows (320 ms) of leaked echo: the pause stops the sound it echoes
+    kinds = _kinds(BargeInDetector(ScriptedClassifier()), _windows((10, 0), (10, 2000),
+                                                                   (30, 0)))
+    assert kinds == [BargeInKind.ONSET, BargeInKind.RELEASED]
+
+
+def test_silence_that_the_vad_still_calls_speech_does_not_confirm() -> None:
+    # Silero keeps saying "speech" ~5 windows into digital silence: not loud, not counted
+    kinds = _kinds(BargeInDetector(ScriptedClassifier(hangover=6)),
+                   _windows((10, 0), (6, 2000), (30, 0)))
+    assert kinds == [BargeInKind.ONSET, BargeInKind.RELEASED]
+
+
+def test_quiet_leaks_below_the_loudness_floor_do_not_even_pause() -> None:
+    kinds = _kinds(BargeInDetector(ScriptedClassifier(), min_rms=60.0),
+                   _windows((10, 0), (40, 30), (10, 0)))
+    assert kinds == []
+
+
+def test_after_a_barge_in_it_stays_quiet_until_reset() -> None:
+    detector = BargeInDetector(ScriptedClassifier())
+    speech = _windows((10, 0), (30, 2000))
+    assert _kinds(detector, speech) == [BargeInKind.ONSET, BargeInKind.CONFIRMED]
+    assert _kinds(detector, speech) == []
+    detector.reset()
+    assert _kinds(detector, speech)[0] is BargeInKind.ONSET
