@@ -259,4 +259,5 @@ def build_endpointer(settings: Settings, sample_rate: int = 16000) -> Endpointer
     vad = settings.vad
     return Endpointer(sample_rate, vad.aggressiveness, vad.energy_threshold, vad.pre_roll_ms,
                       vad.end_silence_ms, max_utterance_seconds=vad.max_utterance_seconds,
-                      engine=vad.engine, speech_threshold=vad.speech_threshold)
+                      engine=vad.engine, speech_threshold=vad.speech_threshold,
+                      quick_end_silence_ms=vad.quick_end_silence_ms)

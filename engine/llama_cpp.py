@@ -7,7 +7,9 @@ hooks) instead of using `create_chat_completion`, so that:
   cancelled reply stops within one token's time;
 - the KV cache is reused across calls: the evaluated tokens are kept, and a new prompt
   only evaluates the part after the longest common prefix. The system prompt (and in a
-  continuing conversation, the earlier turns) is therefore evaluated once;
+  continuing conversation, the earlier turns) is therefore evaluated once, and
+  `prefill(messages)` evaluates a prompt ahead of its `chat()` (the assistant does it
+  with what it has heard so far while it waits for the end of the question);
 - the stats have the same shape as the numpy runner's.
 
 llama.cpp's native log is routed into Python logging (debug level) instead of stderr;
@@ -22,12 +24,13 @@ import functools
 import logging
 import random
 import re
+import threading
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.base import ChatMessage, EngineConfig, EngineInfo, GenerationOptions
-from engine.cpu import cpu_info
+from engine.cpu import cpu_info, pinned
 from engine.errors import EngineError, EngineUnavailableError, ModelFormatError
 from engine.token_stream import TokenDecoder, TokenStreamEngine
 
@@ -197,6 +200,14 @@ class LlamaCppEngine(TokenStreamEngine):
                 "llama_cpp": llama_cpp.__version__,
             },
         )
+
+    def prefill(self, messages: Sequence[ChatMessage]) -> int:
+        """Evaluate the prompt `chat(messages)` would, so that a chat whose prompt starts
+        the same finds it in the KV cache; the number of tokens it evaluated."""
+        prompt, _ = self._render(messages)
+        with self._lock, pinned(self.config.cpu_affinity):
+            cached = self._evaluate_prompt(prompt, threading.Event())
+        return len(prompt) - (cached or 0)
 
     def close(self) -> None:
         llm = getattr(self, "_llm", None)

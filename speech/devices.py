@@ -391,6 +391,8 @@ class Speaker(AudioSink):
         self._resamplers: dict[int, StreamResampler] = {}
         self._resamplers_stale = False
         self._requested = 0
+        self._sounded_at = 0.0
+        """When the callback last handed audio of ours (not idle silence) to the device."""
         self._paused = False
         """`pause()` aborted the stream; `play` must not restart it until `resume()`."""
         sd = _sounddevice()
@@ -440,6 +442,8 @@ class Speaker(AudioSink):
             if not self._pending:
                 self._idle.set()
         out[filled:] = 0
+        if filled:
+            self._sounded_at = time.monotonic()
         self._requested += frames
         if self._requested >= self._warm_frames:
             self._started.set()
@@ -471,6 +475,22 @@ class Speaker(AudioSink):
                 self.stop()
                 return
             time.sleep(0.005)
+
+    def start_promptly(self) -> None:
+        """Call before the first chunk of a reply. A warm stream that has only played
+        silence for longer than its buffer holds that much silence ahead of anything new;
+        restarted, it is asked for a burst at once, so the next `play` reaches the sound
+        server in a few ms instead of `latency_seconds` (measured through PulseAudio:
+        ~2-11 ms against ~127 ms with a 0.1 s buffer)."""
+        with self._lock:
+            if self._pending:
+                return
+        silent = time.monotonic() - self._sounded_at > float(self._stream.latency) + 0.05
+        if silent and self._stream.active:
+            try:
+                self._stream.abort()  # `play` starts it again
+            except Exception as exc:
+                log.debug("restarting speaker: %s", exc)
 
     def _converted(self, chunk: AudioChunk) -> np.ndarray:
         """`chunk`'s samples at the stream's rate. A stateful resampler per input rate

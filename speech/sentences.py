@@ -11,6 +11,9 @@ are not read aloud: they are shown on screen, and sound like noise when spoken.
 
 `normalize_for_speech` removes what a voice reads badly: markdown, emoji, URLs
 (read as "a link") and code.
+
+`sounds_complete` is the other direction, for the endpointer: whether a transcript of
+what the person said so far reads like a whole request or trails off.
 """
 
 from __future__ import annotations
@@ -247,3 +250,39 @@ def _url_to_words(match: re.Match[str]) -> str:
         trailing = url[-1] + trailing
         url = url[:-1]
     return "a link" + trailing
+
+
+# English words a request does not end on: it trails off ("set a timer for ...").
+_CONTINUATIONS = frozenset(
+    {
+        "a", "an", "the", "and", "or", "but", "so", "then", "if", "than", "as", "because",
+        "to", "for", "of", "in", "on", "at", "by", "with", "from", "about", "into", "onto",
+        "over", "under", "after", "before", "until", "till", "between", "through", "per",
+        "my", "your", "his", "her", "its", "our", "their", "this", "these", "those", "me",
+        "us", "is", "are", "was", "were", "be", "am", "do", "does", "did", "can", "could",
+        "will", "would", "should", "what", "what's", "whats", "how", "when", "where", "who",
+        "which", "why", "um", "uh", "er", "erm", "hmm", "like", "also", "just",
+        "set", "turn", "tell", "remind", "play", "put", "give", "show", "let", "let's",
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+        "ten", "eleven", "twelve", "twenty", "thirty", "forty", "fifty", "hundred",
+        "thousand", "plus", "minus", "times", "divided", "point",
+    }
+)
+_TRAILING_OFF = (",", ";", ":", "-", "–", "—", "…", "...")
+
+
+def sounds_complete(text: str) -> bool:
+    """Whether `text`, what the person said so far, reads like a whole request: at least
+    two words, not ending in a comma or an ellipsis, nor on a word that needs more after
+    it (an article, preposition, conjunction, auxiliary, a number, "tell me").
+
+    Errs towards False (False only makes the endpointer wait its full silence), and is
+    False for scripts it has no rules for (no Latin letters)."""
+    text = text.strip()
+    if not text or text.endswith(_TRAILING_OFF):
+        return False
+    words = [w.strip(".!?\"'()").lower() for w in text.split()]
+    words = [w for w in words if w]
+    if len(words) < 2 or not any("a" <= ch <= "z" for ch in words[-1]):
+        return False
+    return words[-1] not in _CONTINUATIONS

@@ -6,7 +6,9 @@ quiet frames it would still call speech: the fallback without Silero or off 16 k
 and what `trim_silence` uses). Neither gates Silero: skipping its windows ruins it (see
 `SileroClassifier`). Speech starts after `start_speech_ms` of voiced frames and
 keeps `pre_roll_ms` of audio from before (so the first syllable is not clipped); it
-ends after `end_silence_ms` of silence or at `max_utterance_seconds`. `trim_silence`
+ends after `end_silence_ms` of silence or at `max_utterance_seconds`, or after only
+`quick_end_silence_ms` while the caller says what was heard is a complete request
+(`Endpointer.complete`, e.g. from the recognizer's transcript so far). `trim_silence`
 applies the WebRTC classification to a finished push-to-talk recording.
 """
 
@@ -140,9 +142,12 @@ class Endpointer:
         engine: str = "webrtc",
         speech_threshold: float = 0.5,
         start_gap_ms: int = 0,
+        quick_end_silence_ms: int = 0,
     ) -> None:
         """`start_gap_ms`: unvoiced frames allowed among the `start_speech_ms` of voiced ones
-        that start speech (0: they must be consecutive)."""
+        that start speech (0: they must be consecutive). `quick_end_silence_ms`: the silence
+        that ends an utterance while `complete` is True (0: never shorter than
+        `end_silence_ms`)."""
         self.sample_rate = sample_rate
         self._classifier = make_classifier(engine, sample_rate, aggressiveness,
                                            energy_threshold, speech_threshold)
@@ -151,6 +156,11 @@ class Endpointer:
         self.frame_ms = frame_ms = self._classifier.frame_ms
         self._pre_roll_frames = max(0, round(pre_roll_ms / frame_ms))
         self._end_frames = max(1, round(end_silence_ms / frame_ms))
+        self._quick_frames = (min(self._end_frames, max(1, round(quick_end_silence_ms / frame_ms)))
+                              if quick_end_silence_ms > 0 else self._end_frames)
+        self.complete = False
+        """Set by the caller before `process`: what was said so far sounds like a whole
+        request, so `quick_end_silence_ms` of silence ends it."""
         self._start_frames = max(1, round(start_speech_ms / frame_ms))
         self._start_span = self._start_frames + round(start_gap_ms / frame_ms)
         self._max_frames = max(1, int(max_utterance_seconds * 1000 / frame_ms))
@@ -168,6 +178,7 @@ class Endpointer:
         self._silent_run = 0
         self._in_speech = False
         self._frames_seen = 0
+        self.complete = False
         if isinstance(self._classifier, SileroClassifier):
             self._classifier.reset()
 
@@ -175,6 +186,11 @@ class Endpointer:
     def in_speech(self) -> bool:
         """True between a SPEECH_START and its SPEECH_END."""
         return self._in_speech
+
+    @property
+    def silence_ms(self) -> float:
+        """The silence since the speech last stopped (0 outside speech or while voiced)."""
+        return self._silent_run * self.frame_ms if self._in_speech else 0.0
 
     def process(self, chunk: AudioChunk) -> list[VadEvent]:
         chunk.expect(self.sample_rate, consumer="the endpointer")
@@ -208,17 +224,19 @@ class Endpointer:
         self._utterance.append(frame)
         self._silent_run = 0 if voiced else self._silent_run + 1
         truncated = len(self._utterance) >= self._max_frames
-        if self._silent_run < self._end_frames and not truncated:
+        needed = self._quick_frames if self.complete else self._end_frames
+        if self._silent_run < needed and not truncated:
             return None
         drop = max(0, self._silent_run - self._keep_after)
         if drop:
             del self._utterance[-drop:]
         event = VadEvent(VadEventKind.SPEECH_END, self._seconds(), self._joined(),
-                         truncated=truncated and self._silent_run < self._end_frames,
+                         truncated=truncated and self._silent_run < needed,
                          speech_seconds=self._seconds(self._frames_seen - self._silent_run))
         self._in_speech = False
         self._utterance = []
         self._recent.clear()
+        self.complete = False
         return event
 
     def _seconds(self, frames: int | None = None) -> float:

@@ -38,6 +38,7 @@ from app.events import AudioLevel, Event, PartialTranscript, State
 from speech.audio import AudioChunk
 from speech.errors import SpeechError
 from speech.io import AudioSource
+from speech.sentences import sounds_complete
 from speech.stt import SpeechRecognizer
 from speech.vad import Endpointer, VadEventKind
 from speech.wake import SelfTriggerGuard, WakeWordDetector
@@ -229,7 +230,9 @@ class ListenStage:
             self._emit(PartialTranscript(partial.text, turn_id=turn.turn_id))
         turn.listened_seconds += chunk.seconds
         if endpoint and turn.trigger.endpointed:
-            ended = any(e.kind == VadEventKind.SPEECH_END for e in self._vad().process(chunk))
+            vad = self._vad()  # a request that already sounds whole ends after less silence
+            vad.complete = sounds_complete(turn.last_partial)
+            ended = any(e.kind == VadEventKind.SPEECH_END for e in vad.process(chunk))
             too_long = turn.listened_seconds >= self.settings.vad.max_utterance_seconds
             if ended or too_long:
                 self.ledger.end_of_input(turn, time.monotonic())

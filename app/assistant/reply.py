@@ -4,6 +4,12 @@ by piece and each finished sentence goes to the voice while the rest is written.
 A `Skills` object (see `app.skills`) answers what it understands in Hearth's own words
 (the time, a timer, arithmetic); its answer is streamed like the model's, after an
 `IntentMatched` event. Anything else goes to the engine, with the conversation so far.
+
+While a turn is still listening, an engine that can (`Prefilling`: llama.cpp) evaluates
+the prompt of what has been heard so far as soon as it sounds like a whole request
+(`speech.sentences.sounds_complete`), during the silence that ends the question: the
+reply's own prompt then shares all but its last few tokens with it, and the first token
+comes sooner. Skills are not asked then (an answer may act, e.g. start a timer).
 """
 
 from __future__ import annotations
@@ -11,22 +17,33 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from app.assistant.frames import Question, ReplyItem, Stop
 from app.assistant.stage import Stage
-from app.assistant.turn import Turn, TurnLedger
+from app.assistant.turn import Phase, Turn, TurnLedger
 from app.assistant.voice import VoiceStage
 from app.config import Settings
 from app.events import Event, IntentMatched
 from app.generation import generation_options
 from engine.base import ChatEngine, ChatMessage, GenerationStats
 from engine.conversation import fit_to_context
-from speech.sentences import SentenceSplitter
+from speech.sentences import SentenceSplitter, sounds_complete
 
 log = logging.getLogger(__name__)
+
+PREFILL_POLL_SECONDS = 0.03
+"""How often the idle reply thread looks at what the listening turn has heard."""
+
+
+@runtime_checkable
+class Prefilling(Protocol):
+    """An engine that can evaluate a prompt ahead of the `chat()` that will use it."""
+
+    def prefill(self, messages: Sequence[ChatMessage]) -> int:
+        """Evaluate `messages`' prompt into the cache; the number of tokens evaluated."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,8 @@ class ReplyStage:
         self.q: queue.Queue[ReplyItem] = queue.Queue()
         self._emit = emit
         self._warm_up = warm_up
+        self._prefilled = ""
+        """The heard text whose prompt was last evaluated ahead."""
 
     def ask(self, turn: Turn) -> None:
         self.q.put(Question(turn))
@@ -71,7 +90,12 @@ class ReplyStage:
             self._warm_up = False  # once, not again after a restart
             self._warm_up_engine()
         while True:
-            item = self.q.get()
+            prefilling = isinstance(self.engine.component, Prefilling)
+            try:
+                item = self.q.get(timeout=PREFILL_POLL_SECONDS if prefilling else None)
+            except queue.Empty:
+                self._prefill_heard()
+                continue
             if isinstance(item, Stop):
                 return
             turn = item.turn
@@ -90,6 +114,27 @@ class ReplyStage:
         for _ in engine.chat(messages, generation_options(self.settings, max_tokens=1)):
             pass
         log.info("engine warm-up took %.0f ms", (time.monotonic() - started) * 1000)
+
+    def _prefill_heard(self) -> None:
+        """Evaluate the prompt of what the listening turn has heard, once it sounds whole."""
+        turn = self.ledger.current
+        engine = self.engine.component
+        if turn is None or turn.phase is not Phase.LISTENING or not isinstance(engine,
+                                                                                Prefilling):
+            return
+        heard = turn.last_partial
+        if heard == self._prefilled or not sounds_complete(heard):
+            return
+        self._prefilled = heard
+        options = generation_options(self.settings)
+        with self.ledger.lock:
+            prompt = self.ledger.conversation.prompt(heard)
+        started = time.monotonic()
+        self.engine.busy = turn
+        evaluated = engine.prefill(fit_to_context(engine, prompt, options.max_tokens))
+        self.engine.busy = None
+        log.debug("prefilled %d tokens of %r in %.0f ms", evaluated, heard,
+                  (time.monotonic() - started) * 1000)
 
     def _answer(self, turn: Turn) -> None:
         skill = self._skill_answer(turn)

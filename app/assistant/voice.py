@@ -2,9 +2,11 @@
 
 The synthesis thread turns each `Sentence` into audio while the speaker plays the
 one before; the playback thread plays it, checking the turn's cancel token per
-chunk. An announcement (`announce`) is synthesized before the sentences waiting in
-the queue and played at the next sentence boundary: after the sentence being spoken,
-before the rest of the reply.
+chunk. A beep (the stop beep at the end of a question) is played at once, and dropped
+when reply audio is already waiting: it never holds the reply back. An announcement
+(`announce`) is synthesized before the sentences waiting in the queue and played at
+the next sentence boundary: after the sentence being spoken, before the rest of the
+reply.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from app.assistant.frames import (
     Announce,
@@ -34,6 +37,14 @@ from app.config import Settings
 from speech.audio import AudioChunk
 from speech.io import AudioSink
 from speech.tts import SpeechSynthesizer
+
+
+@runtime_checkable
+class PromptSpeaker(Protocol):
+    """A speaker whose idle stream can be readied so a reply is heard at once
+    (`speech.devices.Speaker`)."""
+
+    def start_promptly(self) -> None: ...
 
 
 class VoiceStage:
@@ -176,11 +187,16 @@ class VoiceStage:
                 return
             if isinstance(item, Beep):
                 speaker = self.speaker.component
-                if speaker is not None:
+                if speaker is not None and not self._speech_waiting():
                     speaker.play(item.chunk)
             elif not isinstance(item, AnnouncementAudio):
                 self._play(item)
             self._play_announcements()
+
+    def _speech_waiting(self) -> bool:
+        """Reply audio is queued for the speaker (a beep now would delay it)."""
+        with self.play_q.mutex:
+            return any(isinstance(item, Speech) for item in self.play_q.queue)
 
     def _play(self, item: Speech | SentenceEnd | ReplyEnd) -> None:
         turn = item.turn
@@ -195,8 +211,11 @@ class VoiceStage:
                 self.ledger.speech_ended(turn, interrupted=True)
         else:
             speaker = self.speaker.component
+            first = turn.voice is Voice.QUIET
             if speaker is None or not self.ledger.speech_started(turn):
                 return
+            if first and isinstance(speaker, PromptSpeaker):
+                speaker.start_promptly()
             self._sentence_of = turn
             self.speaker.busy = turn
             speaker.play(item.chunk, turn.cancel)
