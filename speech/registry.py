@@ -68,16 +68,19 @@ def create_recognizer(name: str, model: str | Path | None, *, sample_rate: int =
     """'pocketsphinx' (model None = the wheel's English model), 'vosk' or 'whisper'
     (model folder). `grammar` restricts Vosk to those phrases; `bias_phrases` make each
     recognizer prefer them while still hearing anything else; `skill_sentences` are
-    what the application understands, for Whisper's second pass."""
+    what the application understands, for Whisper's second pass, PocketSphinx's skills
+    model and Vosk's grammar pass."""
     cls = _load(RECOGNIZERS, "recognizer", name)
     if name in ("vosk", "whisper") and model is None:
         raise ValueError(f"the {name} recognizer needs a model folder")
     if name == "vosk":
-        return cls(model, sample_rate=sample_rate, grammar=grammar, bias_phrases=bias_phrases)
+        return cls(model, sample_rate=sample_rate, grammar=grammar, bias_phrases=bias_phrases,
+                   skill_sentences=skill_sentences)
     if name == "whisper":
         return cls(model, sample_rate=sample_rate, bias_phrases=bias_phrases,
                    language=language, skill_sentences=skill_sentences)
-    return cls(model, sample_rate=sample_rate, bias_phrases=bias_phrases)
+    return cls(model, sample_rate=sample_rate, bias_phrases=bias_phrases,
+               skill_sentences=skill_sentences)
 
 
 def create_synthesizer(name: str, voice: str | Path, *,
