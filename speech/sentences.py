@@ -5,8 +5,11 @@ the splitter hands out each sentence the moment its end is certain: a `.`, `!` o
 `?` followed by white space (so "3.14" and "e.g.x" never split), a Chinese/full
 width `。！？；` (no space needed), or a line break (list items, headings). Known
 abbreviations ("Dr.", "e.g.", "U.S.") and numbered-list markers ("2. ") never end a
-sentence. The first clause of a long first sentence may go early (at a comma after
-`early_clause_chars` characters) to cut the time to first audio. Fenced code blocks
+sentence. The first clause of a long first sentence may go early, to cut the time to
+first audio: at a comma after `early_clause_chars` characters, or, after `early_words`
+words, before a word that starts a phrase ("with", "by", "because", ...): "The play
+Romeo and Juliet was written | by William Shakespeare." The voice then synthesizes
+the first few words alone, and the rest while they play. Fenced code blocks
 are not read aloud: they are shown on screen, and sound like noise when spoken.
 
 `normalize_for_speech` removes what a voice reads badly: markdown, emoji, URLs
@@ -55,12 +58,16 @@ class SentenceSplitter:
         *,
         normalize: bool = True,
         early_clause_chars: int = 30,
+        early_words: int = 5,
         max_chars: int = 300,
     ) -> None:
         """`early_clause_chars`: a first sentence already this long may be cut at a comma
-        (0 disables); `max_chars`: a run without any boundary is cut at the last space."""
+        (0 disables); `early_words`: one with this many words may be cut before a word
+        that starts a phrase (0 disables); `max_chars`: a run without any boundary is cut
+        at the last space."""
         self.normalize = normalize
         self.early_clause_chars = early_clause_chars
+        self.early_words = early_words
         self.max_chars = max_chars
         self._buffer = ""
         self._in_code = False
@@ -113,6 +120,27 @@ class SentenceSplitter:
             out.append(spoken)
             self._emitted += 1
 
+    def _early_cut(self, text: str, line_start: int, i: int) -> bool:
+        """Whether the first sentence may end after `text[i]`: a comma far enough in, or a
+        space before a phrase."""
+        ch = text[i]
+        if i >= self.early_clause_chars and (
+                ch in _CJK_CLAUSE_MARKS
+                or (ch in _CLAUSE_MARKS and i + 1 < len(text) and text[i + 1].isspace())):
+            return True
+        return ch == " " and self._phrase_starts_after(text, line_start, i)
+
+    def _phrase_starts_after(self, text: str, line_start: int, space: int) -> bool:
+        """Whether the first sentence may be cut at the space at `space`: `early_words`
+        words before it, and a whole phrase-starting word (followed by a space) after."""
+        if self.early_words <= 0:
+            return False
+        words_before = text[line_start:space].split()
+        after = text[space + 1:].split(" ", 1)
+        return (len(words_before) >= self.early_words and len(after) == 2
+                and after[0].lower() in _PHRASE_STARTS
+                and words_before[-1].lower().strip(",;:") not in _CONTINUATIONS)
+
     def _find_end(self, text: str, final: bool) -> int | None:
         """End (exclusive) of the first sentence in `text`, or None if not yet known."""
         allow_clause = self._emitted == 0 and self.early_clause_chars > 0
@@ -141,11 +169,8 @@ class SentenceSplitter:
                     return end
                 i = end
                 continue
-            elif allow_clause and i >= self.early_clause_chars:
-                if ch in _CJK_CLAUSE_MARKS:
-                    return i + 1
-                if ch in _CLAUSE_MARKS and i + 1 < n and text[i + 1].isspace():
-                    return i + 1
+            elif allow_clause and self._early_cut(text, line_start, i):
+                return i + 1
             i += 1
         if final:
             return n
@@ -153,6 +178,16 @@ class SentenceSplitter:
             cut = text.rfind(" ", 0, self.max_chars)
             return cut + 1 if cut > 0 else self.max_chars
         return None
+
+
+_PHRASE_STARTS = frozenset(
+    {
+        "with", "by", "from", "because", "since", "although", "while", "which", "who",
+        "where", "when", "and", "but", "so", "in", "on", "at", "for", "to", "about",
+        "after", "before", "until", "during", "like", "than", "through",
+    }
+)
+"""Words a spoken phrase may start with: a first sentence may be cut before one."""
 
 
 def _skip_run(text: str, i: int, chars: str) -> int:

@@ -45,6 +45,10 @@ from speech.wake import SelfTriggerGuard, WakeWordDetector
 
 log = logging.getLogger(__name__)
 
+FRESH_SECONDS = 0.12
+"""A partial transcript this long before a silence still counts as what was said before it
+(Silero's silence starts 0.1-0.2 s after the words end)."""
+
 class ListenStage:
     """Capture and listen loops. `start_turn(trigger, at)` begins a spoken turn (None
     when none began); `ask(turn)` hands a turn whose question is known to the reply."""
@@ -73,6 +77,8 @@ class ListenStage:
         self._start_turn = start_turn
         self._ask = ask
         self._hearing: Turn | None = None
+        self._partial_at = 0.0
+        """Seconds into the turn's audio when its last partial transcript arrived."""
         self._endpointer: Endpointer | None = None
         self.barge_in = BargeInBySpeech(settings, self.ears,
                                         lambda: self._need_recognizer().sample_rate,
@@ -144,6 +150,7 @@ class ListenStage:
         recognizer = self._need_recognizer()
         recognizer.reset()
         self._hearing = turn
+        self._partial_at = 0.0
         self.recognizer.busy = turn
         if turn.trigger is Trigger.WAKE_WORD:  # (a VAD turn's endpointer is mid-utterance)
             self._vad().reset()
@@ -227,11 +234,16 @@ class ListenStage:
         partial = recognizer.accept(chunk)
         if partial is not None and partial.text and partial.text != turn.last_partial:
             turn.last_partial = partial.text
+            self._partial_at = turn.listened_seconds
             self._emit(PartialTranscript(partial.text, turn_id=turn.turn_id))
         turn.listened_seconds += chunk.seconds
         if endpoint and turn.trigger.endpointed:
-            vad = self._vad()  # a request that already sounds whole ends after less silence
-            vad.complete = sounds_complete(turn.last_partial)
+            # a request that already sounds whole ends after less silence, if what was heard
+            # came in this silence (or just before it): an older partial misses later words
+            vad = self._vad()
+            silence_began = turn.listened_seconds - vad.silence_ms / 1000
+            vad.complete = (vad.silence_ms > 0 and self._partial_at >= silence_began - FRESH_SECONDS
+                            and sounds_complete(turn.last_partial))
             ended = any(e.kind == VadEventKind.SPEECH_END for e in vad.process(chunk))
             too_long = turn.listened_seconds >= self.settings.vad.max_utterance_seconds
             if ended or too_long:

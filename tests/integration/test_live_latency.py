@@ -19,7 +19,7 @@ from app.assistant.stage import Stage
 from app.assistant.turn import Trigger, TurnLedger
 from app.assistant.voice import VoiceStage
 from app.config import EngineSettings, settings_from_dict
-from app.events import Code, FinalTranscript, State, StateChanged
+from app.events import Code, FinalTranscript, ReplyToken, SpeechStarted, State, StateChanged
 from app.speech_setup import build_recognizer
 from engine.base import ChatMessage, EngineConfig, GenerationOptions
 from engine.conversation import Conversation
@@ -28,7 +28,15 @@ from speech.audio import AudioChunk
 from speech.piper_tts import PiperSynthesizer
 from speech.resample import resample
 from speech.sentences import sounds_complete
-from tests.fakes import FakeEngine, FakeMicrophone, FakeSpeaker, FakeSynthesizer, speech_chunk
+from tests.fakes import (
+    FakeEngine,
+    FakeMicrophone,
+    FakeSpeaker,
+    FakeSynthesizer,
+    Stages,
+    run_pipeline,
+    speech_chunk,
+)
 from tests.integration.pulse import PulseServer, pulse_server  # noqa: F401 - fixture
 
 RATE = 16000
@@ -147,6 +155,20 @@ def test_prefilled_prompt_leaves_only_its_end_and_keeps_the_reply(smollm2_gguf: 
         assert engine.last_stats.cached_prompt_tokens == engine.last_stats.prompt_tokens - 1
     finally:
         engine.close()
+
+
+def test_the_first_words_are_spoken_before_the_first_sentence_is_written() -> None:
+    """Ordering, with fakes: the reply's first phrase goes to the voice and starts playing
+    while the model is still writing the rest of the first sentence."""
+    reply = "The play Romeo and Juliet was written by William Shakespeare."
+    stages = Stages(engine=FakeEngine(replies=(reply,), token_seconds=0.1))
+    events = run_pipeline([("text", "Who wrote Romeo and Juliet?")], stages)
+    assert stages.synthesizer is not None
+    assert stages.synthesizer.sentences == ["The play Romeo and Juliet was written",
+                                            "by William Shakespeare."]
+    order = [type(e).__name__ if not isinstance(e, ReplyToken) else e.text.strip()
+             for e in events if isinstance(e, (ReplyToken, SpeechStarted))]
+    assert order.index("SpeechStarted") < order.index("Shakespeare.")
 
 
 def test_stop_beep_is_dropped_when_reply_audio_waits() -> None:

@@ -29,7 +29,7 @@ def test_sentences_come_out_as_soon_as_they_end() -> None:
 def test_abbreviations_do_not_end_sentences() -> None:
     text = ("Dr. Smith met Mrs. Jones at 5 p.m. Then they left. "
             "Use a fruit, e.g. an apple, or i.e. something sweet. Ask Prof. Lee.")
-    assert split(text) == [
+    assert split(text, early_words=0) == [
         "Dr. Smith met Mrs. Jones at 5 p.m.",
         "Then they left.",
         "Use a fruit, e.g. an apple, or i.e. something sweet.",
@@ -38,8 +38,21 @@ def test_abbreviations_do_not_end_sentences() -> None:
 
 
 def test_country_abbreviation_and_initials() -> None:
-    assert split("He moved to the U.S. in May. J. R. R. Tolkien wrote it.") == [
+    assert split("He moved to the U.S. in May. J. R. R. Tolkien wrote it.", early_words=0) == [
         "He moved to the U.S. in May.", "J. R. R. Tolkien wrote it."]
+
+
+def test_a_long_first_sentence_goes_early_before_a_phrase() -> None:
+    """The first words are synthesized while the model still writes the rest; only the
+    first sentence is cut, never after a word that needs more ("the", "of")."""
+    assert split("The play Romeo and Juliet was written by William Shakespeare. It is "
+                 "a tragedy with a sad end.") == [
+        "The play Romeo and Juliet was written", "by William Shakespeare.",
+        "It is a tragedy with a sad end."]
+    assert split("The capital of France is Paris.") == ["The capital of France is Paris."]
+    assert split("It is one of the best of the lot.") == ["It is one of the best of the lot."]
+    assert split("Today is a sunny day with some clouds.", early_words=0) == [
+        "Today is a sunny day with some clouds."]
 
 
 def test_etc_ends_a_sentence_only_before_a_capital() -> None:
