@@ -224,7 +224,7 @@ class VadSettings:
         "hearth bench live; WebRTC's VAD needed 800)", _between(100, 5000), default=400)
     quick_end_silence_ms: int = _doc(
         "Silence that ends an utterance whose transcript so far already sounds like a whole "
-        "request (not trailing off on 'for', 'and', a comma...); 0: always end_silence_ms",
+        "question (not trailing off on 'for', 'and', a comma...); 0: always end_silence_ms",
         _between(0, 5000), default=300)
     max_utterance_seconds: float = _doc("Longest utterance before it is cut",
                                         _between(1.0, 120.0), default=20.0)

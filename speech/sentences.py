@@ -16,7 +16,7 @@ are not read aloud: they are shown on screen, and sound like noise when spoken.
 (read as "a link") and code.
 
 `sounds_complete` is the other direction, for the endpointer: whether a transcript of
-what the person said so far reads like a whole request or trails off.
+what the person said so far reads like a whole question or trails off.
 """
 
 from __future__ import annotations
@@ -304,20 +304,41 @@ _CONTINUATIONS = frozenset(
     }
 )
 _TRAILING_OFF = (",", ";", ":", "-", "–", "—", "…", "...")
+_QUESTION_STARTS = frozenset(
+    {
+        "what", "what's", "whats", "who", "who's", "whose", "where", "where's", "when", "why",
+        "how", "how's", "which", "is", "are", "was", "were", "do", "does", "did", "can",
+        "could", "will", "would", "should", "shall", "am", "have", "has", "isn't", "aren't",
+        "don't", "doesn't", "can't", "won't",
+    }
+)
 
 
 def sounds_complete(text: str) -> bool:
-    """Whether `text`, what the person said so far, reads like a whole request: at least
-    two words, not ending in a comma or an ellipsis, nor on a word that needs more after
-    it (an article, preposition, conjunction, auxiliary, a number, "tell me").
+    """Whether `text`, what the person said so far, reads like a whole question: asked
+    as one (a "?", or a question word first), at least two words, not ending in a comma
+    or an ellipsis, nor on a word that needs more after it (an article, preposition,
+    conjunction, auxiliary, a number, "tell me").
 
-    Errs towards False (False only makes the endpointer wait its full silence), and is
-    False for scripts it has no rules for (no Latin letters)."""
-    text = text.strip()
-    if not text or text.endswith(_TRAILING_OFF):
-        return False
+    Commands are never complete here: they go on after a pause more often ("Turn on the
+    kitchen light, | and then, turn off the radio" was cut live at "light,"). Errs
+    towards False (False only makes the endpointer wait its full silence), and is False
+    for scripts it has no rules for (no Latin letters)."""
+    words = _words(text)
+    asked = text.strip().endswith("?") or (bool(words) and words[0] in _QUESTION_STARTS)
+    return asked and not trails_off(text)
+
+
+def trails_off(text: str) -> bool:
+    """Whether `text` sounds unfinished: fewer than two words, a comma or an ellipsis at
+    the end, or a last word that needs more after it (see `sounds_complete`). True for
+    scripts without Latin letters (no rules for them)."""
+    words = _words(text)
+    if len(words) < 2 or text.strip().endswith(_TRAILING_OFF):
+        return True
+    return not any("a" <= ch <= "z" for ch in words[-1]) or words[-1] in _CONTINUATIONS
+
+
+def _words(text: str) -> list[str]:
     words = [w.strip(".!?\"'()").lower() for w in text.split()]
-    words = [w for w in words if w]
-    if len(words) < 2 or not any("a" <= ch <= "z" for ch in words[-1]):
-        return False
-    return words[-1] not in _CONTINUATIONS
+    return [w for w in words if w]

@@ -6,8 +6,8 @@ A `Skills` object (see `app.skills`) answers what it understands in Hearth's own
 `IntentMatched` event. Anything else goes to the engine, with the conversation so far.
 
 While a turn is still listening, an engine that can (`Prefilling`: llama.cpp) evaluates
-the prompt of what has been heard so far as soon as it sounds like a whole request
-(`speech.sentences.sounds_complete`), during the silence that ends the question: the
+the prompt of what has been heard so far as soon as it does not trail off
+(`speech.sentences.trails_off`), e.g. in the silence that ends the question: the
 reply's own prompt then shares all but its last few tokens with it, and the first token
 comes sooner. Skills are not asked then (an answer may act, e.g. start a timer).
 """
@@ -30,7 +30,7 @@ from app.events import Event, IntentMatched
 from app.generation import generation_options
 from engine.base import ChatEngine, ChatMessage, GenerationStats
 from engine.conversation import fit_to_context
-from speech.sentences import SentenceSplitter, sounds_complete
+from speech.sentences import SentenceSplitter, trails_off
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +116,14 @@ class ReplyStage:
         log.info("engine warm-up took %.0f ms", (time.monotonic() - started) * 1000)
 
     def _prefill_heard(self) -> None:
-        """Evaluate the prompt of what the listening turn has heard, once it sounds whole."""
+        """Evaluate the prompt of what the listening turn has heard, unless it trails off."""
         turn = self.ledger.current
         engine = self.engine.component
         if turn is None or turn.phase is not Phase.LISTENING or not isinstance(engine,
                                                                                 Prefilling):
             return
         heard = turn.last_partial
-        if heard == self._prefilled or not sounds_complete(heard):
+        if heard == self._prefilled or trails_off(heard):
             return
         self._prefilled = heard
         options = generation_options(self.settings)

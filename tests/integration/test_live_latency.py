@@ -76,11 +76,12 @@ def _spoken(voice: PiperSynthesizer, text: str) -> AudioChunk:
     return resample(audio, RATE)
 
 
-def test_words_that_trail_off_are_not_a_complete_request() -> None:
+def test_only_a_whole_question_sounds_complete() -> None:
     assert sounds_complete("What time is it?")
-    assert sounds_complete("Set a timer for 10 minutes.")
+    assert sounds_complete("Who wrote Romeo and Juliet.")
+    assert sounds_complete("Tell me, what is the weather like today?")
     for trailing in ("Set a timer for.", "Tell me.", "Turn on the light,", "What is the",
-                     "Remind me in one", "Stop", "你好吗", ""):
+                     "How far is it in", "Turn on the kitchen, Mike.", "Stop", "你好吗", ""):
         assert not sounds_complete(trailing), trailing
 
 
