@@ -30,6 +30,7 @@ from app.events import Event, IntentMatched
 from app.generation import generation_options
 from engine.base import ChatEngine, ChatMessage, GenerationStats
 from engine.conversation import fit_to_context
+from engine.errors import EngineError
 from speech.sentences import SentenceSplitter, trails_off
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,13 @@ class ReplyStage:
             prompt = self.ledger.conversation.prompt(heard)
         started = time.monotonic()
         self.engine.busy = turn
-        evaluated = engine.prefill(fit_to_context(engine, prompt, options.max_tokens))
-        self.engine.busy = None
+        try:
+            evaluated = engine.prefill(fit_to_context(engine, prompt, options.max_tokens))
+        except EngineError as exc:  # the question itself will meet it and say so
+            log.debug("no prefill of %r: %s", heard, exc)
+            return
+        finally:
+            self.engine.busy = None
         log.debug("prefilled %d tokens of %r in %.0f ms", evaluated, heard,
                   (time.monotonic() - started) * 1000)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from speech.sentences import sounds_complete
 from tests.fakes import (
     FakeEngine,
     FakeMicrophone,
+    FakeRecognizer,
     FakeSpeaker,
     FakeSynthesizer,
     Stages,
@@ -170,6 +172,35 @@ def test_the_first_words_are_spoken_before_the_first_sentence_is_written() -> No
     order = [type(e).__name__ if not isinstance(e, ReplyToken) else e.text.strip()
              for e in events if isinstance(e, (ReplyToken, SpeechStarted))]
     assert order.index("SpeechStarted") < order.index("Shakespeare.")
+
+
+class _PrefillingEngine(FakeEngine):
+    """A fake engine that records what it was asked to evaluate ahead, in call order."""
+
+    def __init__(self) -> None:
+        super().__init__(replies=("It is noon.",))
+        self.order: list[str] = []
+
+    def prefill(self, messages: Sequence[ChatMessage]) -> int:
+        self.order.append("prefill " + messages[-1].content)
+        return 1
+
+    def chat(self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None,
+             cancel: threading.Event | None = None) -> Iterator[str]:
+        self.order.append("chat " + messages[-1].content)
+        return super().chat(messages, options, cancel)
+
+
+def test_what_was_heard_is_prefilled_before_the_question_is_asked() -> None:
+    """Ordering, with fakes: while the turn still listens, the reply stage evaluates the
+    prompt of what has been heard (once it no longer trails off), before the chat."""
+    engine = _PrefillingEngine()
+    stages = Stages(engine=engine, recognizer=FakeRecognizer(("what time is it",)))
+    run_pipeline([("press",), ("say", 0.15), ("sleep", 0.3), ("release",)], stages)
+    prefills = [i for i, call in enumerate(engine.order) if call.startswith("prefill")]
+    assert prefills and engine.order[-1] == "chat what time is it"
+    assert prefills[0] < len(engine.order) - 1
+    assert "prefill what" not in engine.order  # one word trails off
 
 
 def test_stop_beep_is_dropped_when_reply_audio_waits() -> None:
