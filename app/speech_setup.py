@@ -121,16 +121,19 @@ def bias_phrases(settings: Settings) -> tuple[str, ...]:
 
 
 def skill_sentences(settings: Settings) -> SentenceGrammar | None:
-    """The skills' sentences for the recognizer to check what it heard against ([stt]
-    bias, [skills] enabled); None when either is off, the skills are not installed or
-    the language has no grammar."""
+    """The skills' sentences, the user's skills among them, for the recognizer to check
+    what it heard against ([stt] bias, [skills] enabled); None when either is off, the
+    skills are not installed or the language has no grammar."""
     if not settings.stt.bias or not settings.skills.enabled:
         return None
     try:
+        from app.skills import user_skills_dir
         from app.skills.recognizer_grammar import recognizer_grammar
+        from app.skills.user import load_user_skills
     except ImportError:  # the skills extra (hassil, pint) is optional
         return None
-    return recognizer_grammar(settings.general.language)
+    files, _ = load_user_skills(user_skills_dir(settings))
+    return recognizer_grammar(settings.general.language, tuple(files))
 
 
 def choose_synthesizer(settings: Settings, backend: str | None = None,

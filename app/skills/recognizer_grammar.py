@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from itertools import product
+from pathlib import Path
 
 from app.skills.units import UNITS
 from speech.sentence_grammar import SentenceGrammar, number_words
@@ -45,9 +46,8 @@ _SUBTEMPLATES = {
         "{number} cubed", "{number} over {number}"),
     "{quantity}": ("{number} {unit}", "a {unit}", "an {unit}", "one {unit}"),
     "{a}": ("{number}",), "{b}": ("{number}",), "{to_unit}": ("{unit}",),
-    "{volume}": ("{number}",), "{volume_step_up}": ("{number}",),
-    "{volume_step_down}": ("{number}",),
 }
+"""Slots that stand for a small sentence shape (number ranges become `{number}`)."""
 _LISTS = {"duration", "when", "timer_name", "number", "unit"}
 """The slot lists of the grammar (a template with any other slot is left out)."""
 _HOURS = [number_words(h) for h in range(1, 13)]
@@ -100,14 +100,18 @@ def units() -> list[str]:
     return list(dict.fromkeys([*names, "celsius", "fahrenheit"]))
 
 
-def _template_strings(language: str) -> list[str]:
+def _template_strings(language: str, extra_files: tuple[Path, ...]) -> list[str]:
     """The skills' templates with slot markers, made recognizer-shaped (module doc)."""
-    from hassil import Intents
+    from hassil import Intents, RangeSlotList
     from hassil.sample import sample_expression
 
     from app.skills.intents import IntentMatcher
 
-    intents = Intents.from_dict(IntentMatcher(languages=(language,)).templates(language))
+    matcher = IntentMatcher(languages=(language,), extra_files=extra_files)
+    intents = Intents.from_dict(matcher.templates(language))
+    numbers_lists = {f"{{{name}}}": ("{number}",) for name, slot in intents.slot_lists.items()
+                     if isinstance(slot, RangeSlotList)}
+    subtemplates = {**numbers_lists, **_SUBTEMPLATES}
     found: dict[str, None] = {}
     for intent in intents.intents.values():
         for data in intent.data:
@@ -123,18 +127,20 @@ def _template_strings(language: str) -> list[str]:
                             = None
     templates: list[str] = []
     for text in found:
-        options = [_SUBTEMPLATES.get(token, (token,)) for token in text.split()]
+        options = [subtemplates.get(token, (token,)) for token in text.split()]
         templates += [" ".join(words) for words in product(*options)]
     return [t for t in dict.fromkeys(templates) if not re.search(r"[^a-z' {}_]", t)
             and set(re.findall(r"\{(\w+)\}", t)) <= _LISTS]
 
 
 @lru_cache(maxsize=2)
-def recognizer_grammar(language: str = "en") -> SentenceGrammar | None:
-    """What the skills understand in `language` as a `SentenceGrammar` (English only: a
+def recognizer_grammar(language: str = "en",
+                       extra_files: tuple[Path, ...] = ()) -> SentenceGrammar | None:
+    """What the skills understand in `language` as a `SentenceGrammar`, with the user's
+    skill files `extra_files` (their number ranges read as `{number}`; English only: a
     Chinese transcript has no words to align; None for other languages)."""
     if language != "en":
         return None
     lists = {"duration": durations(), "when": clock_times(), "timer_name": list(TIMER_NAMES),
              "number": numbers(), "unit": units()}
-    return SentenceGrammar.from_sentences(_template_strings(language), lists)
+    return SentenceGrammar.from_sentences(_template_strings(language, extra_files), lists)

@@ -4,6 +4,8 @@ open question, and sentences are written the way Whisper writes them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from speech.sentence_grammar import SentenceGrammar, spoken_words, written
@@ -81,3 +83,31 @@ def test_spoken_and_written_forms() -> None:
     assert written("set an alarm for seven oh five am") == "Set an alarm for 7:05 a.m."
     assert written("what is one hundred twenty five divided by five") == \
         "What is 125 divided by 5."
+
+
+def test_the_users_skills_are_in_the_grammar(tmp_path: Path) -> None:
+    from app.config import Settings, replace
+    from app.speech_setup import skill_sentences
+
+    (tmp_path / "porch.yaml").write_text(
+        "language: en\n"
+        "intents:\n"
+        "  PorchLightOn:\n"
+        "    data:\n"
+        "      - sentences: ['turn on the porch light']\n"
+        "  PorchLightDim:\n"
+        "    data:\n"
+        "      - sentences: ['dim the porch light to {level} percent']\n"
+        "lists:\n"
+        "  level:\n"
+        "    range: {from: 0, to: 100}\n"
+        "actions:\n"
+        "  PorchLightOn: {command: 'true'}\n"
+        "  PorchLightDim: {command: 'true'}\n")
+    settings = replace(Settings(), "skills", user_dir=str(tmp_path))
+    grammar = skill_sentences(settings)
+    assert grammar is not None
+    assert ("turn", "on", "the", "porch", "light") in grammar.templates
+    best = grammar.nearest("Dim the torch light to 40%.", k=1)[0]
+    assert best.text == "dim the porch light to forty percent"
+    assert skill_sentences(replace(settings, "stt", bias=False)) is None
