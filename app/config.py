@@ -187,11 +187,11 @@ class AudioSettings:
         default="auto",
     )
     barge_in: str = _doc(
-        "What interrupts Hearth while it speaks on an echo-cancelled microphone: "
-        "'wake-word' (the wake word only), or 'speech' (also 250 ms of speech; the canceller "
-        "can let Hearth's own voice through, so it may interrupt itself: see the README)",
+        "What interrupts Hearth while it speaks on an echo-cancelled microphone: 'speech' "
+        "(the wake word, and speech: Hearth pauses at its first sound and stops once 250 ms "
+        "are confirmed while it is silent, else plays on), or 'wake-word' (the wake word only)",
         _one_of("wake-word", "speech"),
-        default="wake-word",
+        default="speech",
     )
     listen_while_speaking: bool = _doc(
         "Keep the microphone open while Hearth speaks (for barge-in by wake word); off means "

@@ -49,8 +49,10 @@ SAID = {"question": "What is the capital of France?", "okay nabu": "Okay Nabu."}
 
 class Tap:
     """Records one PulseAudio source (parec) and maps sample positions to monotonic time:
-    a sample's time is the earliest its block could have arrived, so transport delays
-    only ever shorten the figures' ends by parec's ~10 ms, the same on every tap."""
+    a sample's time is the earliest its block could have arrived (over the blocks of the
+    5 s around it: a canceller's source runs at a slightly different clock), so
+    transport delays only ever shorten the figures' ends by parec's ~10 ms, the same on
+    every tap."""
 
     def __init__(self, server: Any, source: str) -> None:
         self._proc = subprocess.Popen(
@@ -59,8 +61,10 @@ class Tap:
             env=server.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._blocks: list[np.ndarray] = []
         self._frames = 0
+        self._arrivals: list[tuple[float, int]] = []
+        """(monotonic arrival, frames so far) of each block."""
         self.t0 = float("inf")
-        """Monotonic time of sample 0."""
+        """Monotonic time of sample 0 (over the whole recording)."""
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -76,14 +80,17 @@ class Tap:
             samples = np.frombuffer(block[:usable], dtype="<i2").copy()
             self._blocks.append(samples)
             self._frames += len(samples)
+            self._arrivals.append((now, self._frames))
             self.t0 = min(self.t0, now - self._frames / RATE)
 
     def window(self, start: float, end: float) -> tuple[np.ndarray, float]:
         """The samples from monotonic `start` to `end`, and the time of the first."""
         audio = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.int16)
-        first = max(0, int((start - self.t0) * RATE))
-        last = max(first, int((end - self.t0) * RATE))
-        return audio[first:last], self.t0 + first / RATE
+        t0 = min((t - n / RATE for t, n in self._arrivals if start - 5 <= t <= end + 1),
+                 default=self.t0)
+        first = max(0, int((start - t0) * RATE))
+        last = max(first, int((end - t0) * RATE))
+        return audio[first:last], t0 + first / RATE
 
     def everything(self) -> np.ndarray:
         return np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.int16)
@@ -120,6 +127,30 @@ def _last_loud(tap: Tap, start: float, end: float) -> float | None:
     return first + (int(loud[-1]) + 1) * step / RATE if len(loud) else None
 
 
+class _Backlog:
+    """Samples how much microphone audio waits for the listen thread (a thread that
+    falls behind real time hears everything late)."""
+
+    def __init__(self, assistant: Any) -> None:
+        self._queue = assistant._listen.q
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.samples.append((time.monotonic(), self._queue.qsize()))
+
+    def most(self, start: float, end: float) -> int:
+        """The most chunks waiting between `start` and `end`."""
+        return max((n for t, n in self.samples if start <= t <= end), default=0)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+
+
 class _BargeInLog(logging.Handler):
     """Collects BargeInBySpeech's log: each barge-in, and each pause that was not one."""
 
@@ -146,6 +177,7 @@ def barge_in(trials: int, replies: int, said: dict[str, AudioChunk], folder: Pat
     canceller. Times are taken at the sound server: the speech's start (or, for the
     wake word, its end) found by cross-correlation in the microphone sink's monitor, and
     the reply's last loud 10 ms at the speaker sink's monitor."""
+    from app.assistant.barge_in import ECHO_SETTLE_SECONDS
     from app.events import ReplyFinished, SpeechFinished, SpeechStarted, TurnStarted
     from tests.integration.pulse import PulseServer
     from tests.integration.test_barge_in_voice import EC_SOURCE, load_echo_canceller
@@ -165,11 +197,14 @@ def barge_in(trials: int, replies: int, said: dict[str, AudioChunk], folder: Pat
         taps = {"mic": Tap(server, f"{server.mic_sink}.monitor"),
                 "cancelled": Tap(server, EC_SOURCE),
                 "speaker": Tap(server, f"{server.speaker_sink}.monitor")}
+        # (no skills: timers left ringing in the data folder would talk over the replies)
         assistant, events = _assistant(_settings(engine={"max_tokens": 40},
                                                  wake={"enabled": True},
-                                                 audio={"barge_in": mode}))
+                                                 audio={"barge_in": mode},
+                                                 skills={"enabled": False}))
         if not assistant.microphone.echo_cancelled:
             raise RuntimeError("the echo canceller was not found")
+        backlog = _Backlog(assistant)
         wavs = {name: write_wav(folder / f"{i}.wav", audio)
                 for i, (name, audio) in enumerate(said.items())}
         bounds = {name: _speech_bounds(audio) for name, audio in said.items()}
@@ -179,7 +214,7 @@ def barge_in(trials: int, replies: int, said: dict[str, AudioChunk], folder: Pat
                 since = len(events)
                 assistant.submit_text(STORY)
                 speaking = _wait_for(events, since, lambda e: isinstance(e, SpeechStarted))
-                time.sleep(3.0 + 0.37 * trial % 1.0)  # after ECHO_SETTLE_SECONDS
+                time.sleep(ECHO_SETTLE_SECONDS + 0.5 + 0.37 * trial % 1.0)
                 played = time.monotonic()
                 player = server.play_wav_to_mic(wav, wait=False)
                 stop = _wait_for(events, since, lambda e, t=speaking.turn_id: isinstance(
@@ -187,6 +222,7 @@ def barge_in(trials: int, replies: int, said: dict[str, AudioChunk], folder: Pat
                 player.wait(30)
                 time.sleep(0.6)
                 row = _trial(taps, said[name], bounds[name], played, stop, events[since:])
+                row["listen_backlog_chunks"] = backlog.most(played, stop.timestamp)
                 rows[name].append(row)
                 print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
                 assistant.cancel()
@@ -207,6 +243,8 @@ def barge_in(trials: int, replies: int, said: dict[str, AudioChunk], folder: Pat
                 print(f"  reply {reply}: interrupted itself {into:.1f} s in", flush=True)
             time.sleep(0.3)
         pauses = sum("plays on" in r.msg for t, r in barge_log.records if t >= replies_from)
+        most_backlog = backlog.most(replies_from, time.monotonic())
+        backlog.close()
         if save is not None:
             save.with_suffix(".log").write_text("".join(
                 f"{t:.3f} {r.getMessage()}\n" for t, r in barge_log.records)
@@ -226,12 +264,15 @@ def barge_in(trials: int, replies: int, said: dict[str, AudioChunk], folder: Pat
         logging.getLogger("app.assistant.barge_in").removeHandler(barge_log)
     result: dict[str, Any] = {"replies": replies, "interrupted_itself":
                               len(self_interruptions), "self_interruptions": self_interruptions,
-                              "paused_and_resumed": pauses}
+                              "paused_and_resumed": pauses,
+                              "listen_backlog_chunks_max": most_backlog}
     for name, found in rows.items():
         stopped = [r for r in found if r.get("stopped_ms") is not None]
         summary: dict[str, Any] = {"trials": trials, "stopped": len(stopped), "rows": found}
         for key in PARTS:
             values = [r[key] for r in stopped if r.get(key) is not None]
+            if key == "stopped_ms":  # below 0: between sentences at the start, never resumed
+                values = [max(0.0, v) for v in values]
             summary[key] = ({"median": round(statistics.median(values), 1),
                              "p90": round(percentile(values, 0.9), 1)} if values else None)
         result[name] = summary
@@ -288,7 +329,8 @@ def markdown(barge: dict[str, Any]) -> list[str]:
     """The barge-in section of a results table."""
     lines = ["## Voice barge-in (module-echo-cancel, echo path into the microphone)", "",
              "Medians (p90) in ms. stopped: the speech's start -> the reply's last loud 10 ms "
-             "at the speaker sink; after phrase end: the same from the end of what was said "
+             "at the speaker sink (0 when it was between sentences then and never went on); "
+             "after phrase end: the same from the end of what was said "
              "(for the wake word, when it can first be known); cancelled = start -> heard on "
              "the canceller's source, detected = start -> new turn (confirmed), stop call = "
              "new turn -> speaker stream aborted.", "",

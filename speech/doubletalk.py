@@ -15,7 +15,8 @@ echo far below what a person talking sounds like).
    the speaker at once (`Speaker.pause`): if it was the person, stopping the reply is
    what they wanted; if it was an echo, the echo stops with it.
 2. After `drain_ms` of audio (what was already on its way from the speaker through the
-   room, the canceller and the capture buffers), speech must go on while the speaker is
+   room, the canceller and the capture buffers; the caller adds what waited for it in
+   its own queue with `drain_longer`), speech must go on while the speaker is
    silent: `after_pause_ms` of speech windows, and `confirm_ms` (250) in all since the
    onset. Then CONFIRMED (the caller cancels the reply) with the speech so far, pre-roll
    included, for the recognizer.
@@ -67,7 +68,7 @@ class BargeInDetector:
 
     def __init__(self, classifier: SileroClassifier | FrameClassifier, *,
                  onset_windows: int = 2, onset_span: int = 3, confirm_ms: int = 250,
-                 drain_ms: int = 224, after_pause_ms: int = 64, release_ms: int = 192,
+                 drain_ms: int = 160, after_pause_ms: int = 64, release_ms: int = 192,
                  listen_ms: int = 600, pre_roll_ms: int = 300, min_rms: float = 60.0,
                  floor_ratio: float = 4.0) -> None:
         """`min_rms`: int16 RMS below which a window is never speech (60: -55 dBFS)."""
@@ -99,6 +100,7 @@ class BargeInDetector:
         self._held: list[np.ndarray] | None = None
         """Audio since the onset (pre-roll first) while paused; None when not paused."""
         self._voiced = 0
+        self._extra_drain = 0
         self._since_onset = 0
         self._voiced_after = 0
         self._quiet_after = 0
@@ -111,6 +113,11 @@ class BargeInDetector:
     def paused(self) -> bool:
         """Between ONSET and CONFIRMED / RELEASED."""
         return self._held is not None
+
+    def drain_longer(self, seconds: float) -> None:
+        """After ONSET: `seconds` more audio was recorded before the pause than the
+        capture buffers hold (it waited in the caller's queue)."""
+        self._extra_drain = round(seconds * 1000 / self._frame_ms)
 
     def process(self, chunk: AudioChunk) -> list[BargeInEvent]:
         chunk.expect(self.sample_rate, consumer="the barge-in detector")
@@ -145,13 +152,15 @@ class BargeInDetector:
             self._held = list(self._before)
             self._voiced = sum(self._recent)
             self._since_onset = self._voiced_after = self._quiet_after = 0
+            self._extra_drain = 0
             self._before.clear()
             self._recent.clear()
             return BargeInEvent(BargeInKind.ONSET, self._seconds())
         self._held.append(frame)
         self._since_onset += 1
         self._voiced += voiced
-        if self._since_onset > self._drain:  # what the speaker said before the pause is in
+        drain = self._drain + self._extra_drain
+        if self._since_onset > drain:  # what the speaker said before the pause is in
             self._voiced_after += voiced
             self._quiet_after = 0 if voiced else self._quiet_after + 1
             if self._voiced >= self._confirm and self._voiced_after >= self._after:
@@ -162,7 +171,7 @@ class BargeInDetector:
                                     speech_seconds=round(self._voiced * self._frame_ms / 1000,
                                                          3))
             if (self._quiet_after >= self._release
-                    or self._since_onset - self._drain >= self._listen):
+                    or self._since_onset - drain >= self._listen):
                 self._held = None
                 return BargeInEvent(BargeInKind.RELEASED, self._seconds())
         return None

@@ -26,10 +26,11 @@ from speech.io import AudioSink
 
 log = logging.getLogger(__name__)
 
-ECHO_SETTLE_SECONDS = 2.5
-"""No barge-in by speech in a reply's first 2.5 s or as long after a pause: a (re)started
-speaker stream makes PulseAudio's canceller resynchronize, leaking Hearth's voice up to
-2 s in (bench/barge_in.py). The wake word still barges in then."""
+ECHO_SETTLE_SECONDS = 4.0
+"""No barge-in by speech in a reply's first 4 s or as long after a pause: a (re)started
+speaker stream makes PulseAudio's canceller resynchronize, leaking Hearth's voice for
+2.5-3.7 s (bench/barge_in.py: 47 of 63 pauses in 50 replies came 2.6-3.7 s after one).
+The wake word still barges in then."""
 
 
 @runtime_checkable
@@ -62,10 +63,11 @@ class BargeInBySpeech:
         self.pauses = 0
         """Pauses that did not end in a barge-in (resumed replies)."""
 
-    def hear(self, chunk: AudioChunk, current: Turn | None, echo_cancelled: bool
-             ) -> AudioChunk | None:
-        """Feed audio heard while `current` is answered; the speech so far (pre-roll
-        included) when a person barges in, else None."""
+    def hear(self, chunk: AudioChunk, current: Turn | None, echo_cancelled: bool,
+             waiting_seconds: float = 0.0) -> AudioChunk | None:
+        """Feed audio heard while `current` is answered (`waiting_seconds`: how much more
+        is queued behind it); the speech so far (pre-roll included) when a person barges
+        in, else None."""
         detector = self._need_detector() if echo_cancelled and self.enabled else None
         if detector is None:
             return None
@@ -82,8 +84,10 @@ class BargeInBySpeech:
             if event.kind is BargeInKind.ONSET:
                 log.debug("barge-in: speech? pausing (%.1f s into the reply)",
                           self._into_reply())
+                # (not while thinking: a stream stopped while idle resynchronizes the canceller)
                 if current is not None and current.voice is Voice.SPEAKING:
-                    self._pause()  # (a stream stopped while idle resynchronizes the canceller)
+                    self._pause()
+                    detector.drain_longer(waiting_seconds)  # recorded before the pause
             elif event.kind is BargeInKind.RELEASED:
                 self.pauses += 1
                 log.info("barge-in: not speech, the reply plays on (%.1f s into it)",

@@ -198,7 +198,8 @@ class ListenStage:
         cancelled = self.echo_cancelled
         if self.wake.component is not None and self._spot_wake_word(chunk, strict=not cancelled):
             return
-        speech = self.barge_in.hear(chunk, self.ledger.current, cancelled)
+        speech = self.barge_in.hear(chunk, self.ledger.current, cancelled,
+                                    waiting_seconds=self.q.qsize() * chunk.seconds)
         if speech is not None:
             turn = self._start_turn(Trigger.VAD, time.monotonic())
             if turn is not None:

@@ -130,16 +130,20 @@ def _echo(settings: Settings) -> list[Check]:
     """Whether Hearth can listen while it speaks (barge-in by voice)."""
     from speech.echo import ENABLE_HINT, find_echo_canceller
 
+    half_duplex = ("while Hearth speaks it does not listen, unless [audio] "
+                   "listen_while_speaking lets the wake word (at a stricter threshold) "
+                   "interrupt it")
     if settings.audio.echo_cancel == "off":
-        return [Check("ok", "echo cancellation: off ([audio] echo_cancel); while Hearth "
-                            "speaks only the wake or stop word interrupts it")]
+        return [Check("ok", f"echo cancellation: off ([audio] echo_cancel); {half_duplex}")]
     found = find_echo_canceller()
-    if found is not None:
-        return [Check("ok", f"echo cancellation: {found.describe()}; you can interrupt "
-                            "Hearth by voice")]
-    return [Check("warn", "no echo canceller in the sound server: while Hearth speaks only "
-                          "the wake or stop word (at a stricter threshold) interrupts it",
-                  ENABLE_HINT)]
+    if found is None:
+        return [Check("warn", f"no echo canceller in the sound server: {half_duplex}",
+                      ENABLE_HINT)]
+    if settings.audio.barge_in == "speech":
+        return [Check("ok", f"echo cancellation: {found.describe()}; speaking (or the wake "
+                            "word) interrupts Hearth")]
+    return [Check("ok", f"echo cancellation: {found.describe()}; the wake word interrupts "
+                        "Hearth ([audio] barge_in = 'speech': any speech does)")]
 
 
 def _models(store: ModelStore) -> list[Check]:

@@ -3,11 +3,13 @@
 A private PulseAudio daemon runs `module-echo-cancel aec_method=webrtc` over the two null
 sinks, and a loopback carries what is played to the speaker back into the microphone:
 an echo path, as in a room. The assistant (`build_assistant`, real engine, Piper,
-PocketSphinx, Silero, microWakeWord) finds the canceller by itself ([audio] echo_cancel
-= 'auto') and keeps listening while it speaks. With [audio] barge_in = 'speech', a question
-or the wake word played into the microphone while Hearth speaks stops the reply and starts
-a new turn; with the default ('wake-word'), replies heard back through the echo path alone
-never interrupt themselves. (How fast: bench/barge_in.py.)
+the recognizer, Silero, microWakeWord) finds the canceller by itself ([audio] echo_cancel =
+'auto') and keeps listening while it speaks. With [audio] barge_in = 'speech' (the
+default), a question or the wake word played into the microphone while Hearth speaks
+stops the reply (nothing of it plays after the new turn starts) and starts a new turn;
+replies heard back through the echo path alone never interrupt themselves (a burst of
+Hearth's own voice leaking through the canceller may pause one, which then plays on).
+How fast: bench/barge_in.py.
 """
 
 from __future__ import annotations
@@ -86,18 +88,17 @@ def echo_server() -> Iterator[PulseServer]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _running_assistant(barge_in: str | None, max_tokens: int = 48
-                       ) -> Iterator[tuple[object, list[Event]]]:
-    """`build_assistant` on the echo-cancelled devices; `barge_in` None keeps the
-    default ([audio] barge_in = 'wake-word')."""
-    audio = {"input_device": "pulse", "output_device": "pulse", "beeps": False}
-    if barge_in is not None:
-        audio["barge_in"] = barge_in
+@pytest.fixture(scope="module")
+def assistant(echo_server: PulseServer) -> Iterator[tuple[object, list[Event]]]:
+    """`build_assistant` on the echo-cancelled devices with the default barge-in (by
+    speech), no skills (timers another run left ringing in the data folder would talk
+    over the replies)."""
     settings = settings_from_dict({
-        "engine": {"temperature": 0.0, "max_tokens": max_tokens},
-        "audio": audio,
+        "engine": {"temperature": 0.0, "max_tokens": 96},  # time to say it twice
+        "audio": {"input_device": "pulse", "output_device": "pulse", "beeps": False},
         "history": {"enabled": False},
         "wake": {"enabled": True},
+        "skills": {"enabled": False},
     })
     built, _ = build_assistant(replace(settings, "engine", threads=1), history=False)
     assert built.microphone is not None and built.microphone.echo_cancelled
@@ -108,17 +109,6 @@ def _running_assistant(barge_in: str | None, max_tokens: int = 48
     yield built, events
     built.shutdown()
     built.close()
-
-
-@pytest.fixture
-def default_assistant(echo_server: PulseServer) -> Iterator[tuple[object, list[Event]]]:
-    yield from _running_assistant(None)
-
-
-@pytest.fixture(scope="module")
-def assistant(echo_server: PulseServer) -> Iterator[tuple[object, list[Event]]]:
-    """Barge-in by speech switched on ([audio] barge_in = 'speech')."""
-    yield from _running_assistant("speech", max_tokens=96)  # time to say it twice
 
 
 def _wait(events: list[Event], since: int, test, timeout: float = 60.0) -> Event:  # type: ignore[no-untyped-def]
@@ -149,18 +139,18 @@ def _reply_speaking(assistant, events: list[Event]) -> int:  # type: ignore[no-u
 
 @pytest.mark.slow
 def test_own_replies_through_the_echo_path_never_interrupt_themselves(
-        default_assistant: tuple[object, list[Event]]) -> None:
-    # the default: only the wake word barges in (speech could be Hearth's own leaked voice)
-    hearth, events = default_assistant
-    for _ in range(2):
-        before = len(events)
-        hearth.submit_text(STORY)  # type: ignore[attr-defined]
-        done = _wait(events, before, lambda e: isinstance(e, ReplyFinished), timeout=120)
-        _wait(events, before, lambda e: isinstance(e, StateChanged) and e.state == State.IDLE,
-              timeout=120)
-        assert not done.interrupted
-        assert not [e for e in events[before:] if isinstance(e, TurnStarted)
-                    and e.trigger in ("vad", "wake-word")]
+        assistant: tuple[object, list[Event]]) -> None:
+    # the canceller leaks bursts of Hearth's voice now and then: at most they pause it
+    # (one reply of 96 tokens, ~20 s: bench/barge_in.py runs 50)
+    hearth, events = assistant
+    before = len(events)
+    hearth.submit_text(STORY)  # type: ignore[attr-defined]
+    done = _wait(events, before, lambda e: isinstance(e, ReplyFinished), timeout=120)
+    _wait(events, before, lambda e: isinstance(e, StateChanged) and e.state == State.IDLE,
+          timeout=120)
+    assert not done.interrupted
+    assert not [e for e in events[before:] if isinstance(e, TurnStarted)
+                and e.trigger in ("vad", "wake-word")]
 
 
 @pytest.mark.slow
@@ -180,8 +170,14 @@ def test_speech_or_the_wake_word_over_the_reply_stops_it_and_listens(
         started = _wait(events, before, lambda e: isinstance(e, TurnStarted), timeout=20)
     # speech confirmed for 250 ms usually comes before the end of the wake word
     assert started.trigger in ("vad", "wake-word")
+    after = echo_server.record_speaker(0.25)  # the reply stopped: nothing of it plays on
+    answered = [e for e in events if isinstance(e, SpeechStarted)
+                and e.turn_id == started.turn_id]
+    if not answered:  # (a quick answer to the new question may already be playing)
+        assert int(abs(after.samples.astype("int32")).max(initial=0)) < 300
     cut = [e for e in events if isinstance(e, SpeechFinished) and e.turn_id == speaking]
     assert cut and cut[0].interrupted
+    assert events.index(cut[0]) < events.index(started)  # stopped before the new turn
     heard = _wait(events, before, lambda e: isinstance(e, FinalTranscript)
                   and e.turn_id == started.turn_id, timeout=30)
     if said.startswith("What"):

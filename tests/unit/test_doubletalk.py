@@ -1,14 +1,21 @@
-"""BargeInDetector (speech/doubletalk.py) on scripted audio: it pauses at the first sign
-of speech, cancels only when speech goes on while the speaker is silent, and lets a
-reply play on after an echo burst, including while Silero's recurrent state still calls
-the silence after it speech."""
+"""Barge-in by speech on scripted audio. BargeInDetector (speech/doubletalk.py) pauses
+at the first sign of speech, cancels only when speech goes on while the speaker is
+silent, and lets a reply play on after an echo burst, including while Silero's recurrent
+state still calls the silence after it speech; BargeInBySpeech (app/assistant/barge_in.py)
+pauses and resumes the speaker accordingly."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from app.assistant.barge_in import BargeInBySpeech
+from app.assistant.ears import Ears
+from app.assistant.turn import Trigger, Turn, Voice
 from speech.audio import AudioChunk
 from speech.doubletalk import BargeInDetector, BargeInKind
+from speech.vad import Endpointer
+from tests.fakes import fake_settings
 
 WINDOW = 512
 """Silero's window: 32 ms at 16 kHz."""
@@ -61,8 +68,9 @@ def test_speech_that_goes_on_while_paused_barges_in_with_its_start() -> None:
 
 
 def test_an_echo_burst_that_stops_with_the_speaker_only_pauses_the_reply() -> None:
-    # 10 windows (320 ms) of leaked echo: the pause stops the sound it echoes
-    kinds = _kinds(BargeInDetector(ScriptedClassifier()), _windows((10, 0), (10, 2000),
+    # leaked echo: what was on its way when the onset paused the speaker still arrives
+    # (up to the drain), then nothing
+    kinds = _kinds(BargeInDetector(ScriptedClassifier()), _windows((10, 0), (6, 2000),
                                                                    (30, 0)))
     assert kinds == [BargeInKind.ONSET, BargeInKind.RELEASED]
 
@@ -87,3 +95,67 @@ def test_after_a_barge_in_it_stays_quiet_until_reset() -> None:
     assert _kinds(detector, speech) == []
     detector.reset()
     assert _kinds(detector, speech)[0] is BargeInKind.ONSET
+
+
+class PausableSpeaker:
+    """Records what barge-in asks of the speaker, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def play(self, chunk: AudioChunk, cancel: object = None) -> None:
+        self.calls.append("play")
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+
+
+def _barge_in(monkeypatch: pytest.MonkeyPatch) -> tuple[BargeInBySpeech, PausableSpeaker, Turn]:
+    monkeypatch.setattr("app.assistant.barge_in.ECHO_SETTLE_SECONDS", 0.0)
+    settings = fake_settings(audio={"barge_in": "speech"})
+    speaker = PausableSpeaker()
+    ears = Ears(lambda rate: Endpointer(rate),
+                lambda rate: BargeInDetector(ScriptedClassifier()))
+    reply = Turn(1, Trigger.TEXT, voice=Voice.SPEAKING)
+    return BargeInBySpeech(settings, ears, lambda: 16000, lambda: speaker), speaker, reply
+
+
+def _hear(barge_in: BargeInBySpeech, reply: Turn, audio: AudioChunk) -> list[AudioChunk]:
+    heard = []
+    for start in range(0, audio.frames, 480):
+        speech = barge_in.hear(AudioChunk(audio.samples[start:start + 480], 16000), reply,
+                               echo_cancelled=True)
+        if speech is not None:
+            heard.append(speech)
+    return heard
+
+
+def test_speech_over_the_reply_pauses_it_at_once_and_is_handed_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    barge_in, speaker, reply = _barge_in(monkeypatch)
+    heard = _hear(barge_in, reply, _windows((10, 0), (30, 2000)))
+    # paused at the onset, never resumed: the listen stage's new turn stops the speaker
+    assert speaker.calls == ["pause"]
+    assert len(heard) == 1 and heard[0].seconds >= 0.25
+
+
+def test_an_echo_burst_pauses_the_reply_then_it_plays_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    barge_in, speaker, reply = _barge_in(monkeypatch)
+    assert _hear(barge_in, reply, _windows((10, 0), (6, 2000), (30, 0))) == []
+    assert speaker.calls == ["pause", "resume"]
+    assert barge_in.pauses == 1
+
+
+def test_without_an_echo_canceller_speech_never_pauses_the_reply(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    barge_in, speaker, reply = _barge_in(monkeypatch)
+    audio = _windows((10, 0), (30, 2000))
+    assert barge_in.hear(audio, reply, echo_cancelled=False) is None
+    assert speaker.calls == []
