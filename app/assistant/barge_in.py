@@ -13,6 +13,7 @@ listen stage.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
@@ -31,6 +32,9 @@ ECHO_SETTLE_SECONDS = 4.0
 speaker stream makes PulseAudio's canceller resynchronize, leaking Hearth's voice for
 2.5-3.7 s (bench/barge_in.py: 47 of 63 pauses in 50 replies came 2.6-3.7 s after one).
 The wake word still barges in then."""
+PAUSE_LIMIT_SECONDS = 2.0
+"""A pause the detector has not ended by then (the microphone stopped delivering audio)
+is lifted: the detector decides within about 0.8 s of audio."""
 
 
 @runtime_checkable
@@ -116,6 +120,15 @@ class BargeInBySpeech:
         if isinstance(speaker, Pausable):
             speaker.pause()
             self._paused = speaker
+            lift = threading.Timer(PAUSE_LIMIT_SECONDS, self._lift, args=(speaker,))
+            lift.daemon = True
+            lift.start()
+
+    def _lift(self, speaker: Pausable) -> None:
+        """A pause nothing ended (no more audio came): the reply plays on."""
+        if self._paused is speaker:
+            log.warning("barge-in: no audio to decide on; the reply plays on")
+            self._resume()
 
     def _resume(self) -> None:
         speaker, self._paused = self._paused, None

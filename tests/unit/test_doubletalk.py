@@ -6,6 +6,8 @@ pauses and resumes the speaker accordingly."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,15 @@ def test_without_an_echo_canceller_speech_never_pauses_the_reply(
     audio = _windows((10, 0), (30, 2000))
     assert barge_in.hear(audio, reply, echo_cancelled=False) is None
     assert speaker.calls == []
+
+
+def test_a_pause_nothing_ends_is_lifted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the microphone stops right after the onset: the reply must not stay paused
+    monkeypatch.setattr("app.assistant.barge_in.PAUSE_LIMIT_SECONDS", 0.05)
+    barge_in, speaker, reply = _barge_in(monkeypatch)
+    _hear(barge_in, reply, _windows((10, 0), (3, 2000)))
+    assert speaker.calls == ["pause"]
+    deadline = time.monotonic() + 5
+    while speaker.calls == ["pause"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert speaker.calls == ["pause", "resume"]
