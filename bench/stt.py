@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from speech.audio import AudioChunk
+from speech.sentence_grammar import ONES, number_words
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -54,10 +55,6 @@ TARGETS = {"librivox_wer": 0.12, "requests_10db_wer": 0.10, "requests_10db_exact
 
 # ------------------------------------------------------------------ text normalisation
 
-_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-         "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
-         "seventeen", "eighteen", "nineteen"]
-_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _ORDINALS = {"one": "first", "two": "second", "three": "third", "five": "fifth",
              "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
 _UNITS = {"°f": " degrees fahrenheit ", "°c": " degrees celsius ", "km": "kilometers",
@@ -79,23 +76,6 @@ _SPELLINGS = {"colour": "color", "metres": "meters", "metre": "meter", "kilometr
               "celcius": "celsius", "alright": "all right", "a.m.": "am", "p.m.": "pm"}
 
 
-def number_words(n: int) -> str:
-    """0 <= n < 10**12 in words ("one hundred twenty three", no "and")."""
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-    if n < 1000:
-        rest = n % 100
-        return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " " + number_words(rest))
-    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand")):
-        if n >= size:
-            rest = n % size
-            return (number_words(n // size) + " " + name
-                    + ("" if rest == 0 else " " + number_words(rest)))
-    raise ValueError(n)
-
-
 def _ordinal(words: str) -> str:
     head, _, last = words.rpartition(" ")
     if last in _ORDINALS:
@@ -111,10 +91,10 @@ def _spell_number(match: re.Match[str]) -> str:
     whole, fraction, suffix = match.group(1), match.group(2), match.group(3) or ""
     digits = whole.replace(",", "")
     if len(digits) > 12:
-        return " ".join(_ONES[int(d)] for d in digits)
+        return " ".join(ONES[int(d)] for d in digits)
     words = number_words(int(digits))
     if fraction:
-        words += " point " + " ".join(_ONES[int(d)] for d in fraction)
+        words += " point " + " ".join(ONES[int(d)] for d in fraction)
     if suffix.lower() in ("st", "nd", "rd", "th"):
         words = _ordinal(words)
     return f" {words} "

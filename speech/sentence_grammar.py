@@ -32,7 +32,7 @@ import numpy as np
 MAX_SLOT_WORDS = 6
 """The most words of a transcript one slot value is matched against."""
 
-_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
          "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
          "seventeen", "eighteen", "nineteen"]
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
@@ -43,12 +43,12 @@ _SYMBOLS = {"%": " percent ", "+": " plus ", "×": " times ", "÷": " divided by
 def number_words(n: int) -> str:
     """0 <= n < 10**12 in words ("one hundred twenty three", no "and")."""
     if n < 20:
-        return _ONES[n]
+        return ONES[n]
     if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + ONES[n % 10])
     if n < 1000:
         rest = n % 100
-        return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " " + number_words(rest))
+        return ONES[n // 100] + " hundred" + ("" if rest == 0 else " " + number_words(rest))
     for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand")):
         if n >= size:
             rest = n % size
@@ -79,7 +79,7 @@ def spoken_words(text: str) -> list[str]:
     return [w for w in (word.strip("'") for word in text.split()) if w]
 
 
-_NUMBER_WORDS = {word: value for value, word in enumerate(_ONES)}
+_NUMBER_WORDS = {word: value for value, word in enumerate(ONES)}
 _NUMBER_WORDS.update({word: 10 * i for i, word in enumerate(_TENS) if word})
 
 
