@@ -99,6 +99,12 @@ class Turn:
     first_audio_at: float | None = None
     listened_seconds: float = 0.0
     last_partial: str = ""
+    pause_transcript: str = ""
+    """Set by the listen stage: the recognizer's transcript of everything said before the
+    current pause, once a decode that covers the speech up to the pause has arrived; ""
+    while the person speaks or before that decode arrives. The reply stage drafts a reply
+    from it (reply.py); the final transcript normally equals it when the pause ends the
+    turn."""
     stats: GenerationStats | None = None
 
     @property
