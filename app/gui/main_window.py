@@ -44,6 +44,7 @@ from app.gui.banner import ERROR, NOTICE, MessageBanner
 from app.gui.bridge import EventBridge
 from app.gui.bubble_delegate import ConversationView
 from app.gui.conversation_model import ConversationModel
+from app.gui.elided_label import ElidedLabel
 from app.gui.level_meter import LevelMeter
 from app.gui.ptt_button import PushToTalkButton
 from app.gui.session import AssistantFactory, AssistantSession, SessionInfo
@@ -59,6 +60,8 @@ STATE_TEXT = {
 }
 
 KIOSK_FONT_FACTOR = 1.6
+_TEXT_FIELDS = (QLineEdit, QTextEdit, QPlainTextEdit)
+"""Widgets where the space bar types a space (elsewhere in the window it is talking)."""
 
 # Fonts are set here too: once a style sheet applies, QWidget.setFont no longer
 # propagates to children, so sizes must come from the sheet.
@@ -207,10 +210,12 @@ class MainWindow(QMainWindow):
         layout.addLayout(text_row)
         self.setCentralWidget(central)
 
-        self.engine_label = QLabel("engine: …")
-        self.model_label = QLabel("model: …")
-        self.tier_label = QLabel("")
-        self.speech_label = QLabel("")
+        # squeezed by a narrow window, these elide ("model: smollm2-13…"); the tooltip
+        # has the whole story
+        self.engine_label = ElidedLabel("engine: …")
+        self.model_label = ElidedLabel("model: …")
+        self.tier_label = ElidedLabel("")
+        self.speech_label = ElidedLabel("")
         self.metrics_label = QLabel("")
         self.skill_badge = SkillBadge("")
         bar = self.statusBar()
@@ -386,12 +391,14 @@ class MainWindow(QMainWindow):
     def _space_is_talk(self, watched: QObject) -> bool:
         if not isinstance(watched, QWidget) or watched.window() is not self:
             return False
+        if isinstance(watched, _TEXT_FIELDS):
+            return False  # a key delivered to a text field is typing, wherever focus is
         focus = QApplication.focusWidget()
         if focus is None:
             return True
         if focus.window() is not self:
             return False
-        typing = isinstance(focus, QLineEdit | QTextEdit | QPlainTextEdit)
+        typing = isinstance(focus, _TEXT_FIELDS)
         other_button = isinstance(focus, QAbstractButton) and focus is not self.ptt
         return not typing and not other_button
 
@@ -452,7 +459,7 @@ class MainWindow(QMainWindow):
         self.tier_label.setText(f"RAM tier: {info.ram_tier}" if info.ram_tier else "")
         self.speech_label.setText(f"speech: {info.speech}" if info.speech else "")
         for label in (self.engine_label, self.model_label, self.tier_label, self.speech_label):
-            label.setToolTip(info.why)
+            label.setToolTip(f"{label.text()}\n\n{info.why}" if info.why else label.text())
 
     def _set_ready(self, ready: bool, has_microphone: bool = True) -> None:
         self.ptt.setEnabled(ready and has_microphone)

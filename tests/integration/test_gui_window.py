@@ -288,3 +288,24 @@ def test_an_announcement_is_shown_as_a_marked_assistant_message(make_window, qtb
     assert index.data(MessageRole.ANNOUNCEMENT) is True
     assert index.data(Qt.ItemDataRole.AccessibleTextRole) == (
         "Hearth (announcement): Your tea timer is done.")
+
+
+def test_a_narrow_status_bar_elides_its_labels_whole_text_in_the_tooltip(make_window, qtbot):
+    window, _ = make_window()
+    window.resize(840, 640)
+    window.show_session_info(SessionInfo(
+        "llama-cpp (mmap)", "smollm2-135m-instruct-q4_1", "large (23.5 GiB)",
+        "whisper, piper", why="engine: the largest model that fits"))
+    window.metrics_label.setText("first audio 1391 ms · 38.2 tok/s")
+    qtbot.waitUntil(lambda: window.statusBar().width() <= 840, timeout=WAIT_MS)
+    QApplication.processEvents()
+    labels = (window.engine_label, window.model_label, window.tier_label, window.speech_label)
+    for label in labels:
+        shown = label.shown_text()
+        # whole, or cut at a letter boundary with an ellipsis: never clipped mid-glyph
+        assert shown == label.text() or (shown.endswith("…") and
+                                         label.text().startswith(shown[:-1])), shown
+        assert label.toolTip().startswith(label.text())
+        assert "the largest model that fits" in label.toolTip()
+    assert any(label.shown_text() != label.text() for label in labels), \
+        "840 px is too narrow for the whole stack: something must be elided"
