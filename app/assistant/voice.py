@@ -7,6 +7,12 @@ when reply audio is already waiting: it never holds the reply back. An announcem
 (`announce`) is synthesized before the sentences waiting in the queue and played at
 the next sentence boundary: after the sentence being spoken, before the rest of the
 reply.
+
+A sentence may be synthesized ahead and held back (`hold`): the first sentence of a
+reply drafted while the person pauses (reply.py). Its audio waits until `release`
+sends it to the speaker, or is thrown away by `drop` (or `silence`). It is synthesized
+on the synthesis thread like any other sentence, in queue order, so a released
+sentence is heard before the ones said after it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from app.assistant.frames import (
@@ -47,6 +54,21 @@ class PromptSpeaker(Protocol):
     def start_promptly(self) -> None: ...
 
 
+@dataclass(eq=False)
+class HeldSpeech:
+    """A sentence synthesized ahead of its turn's reply, kept from the speaker until
+    `VoiceStage.release` (made by `VoiceStage.hold`)."""
+
+    sentence: Sentence
+    """The queue item its synthesis is asked with (recognized by identity)."""
+    dropped: threading.Event = field(default_factory=threading.Event)
+    """Set by `drop`: its synthesis stops and its audio is never played."""
+    released: bool = False
+    """Its audio goes to the speaker (what is synthesized after, at once)."""
+    audio: list[Speech | SentenceEnd] = field(default_factory=list)
+    """What is synthesized of it and not yet released."""
+
+
 class VoiceStage:
     """Speaks replies sentence by sentence; `output` False means text-only replies."""
 
@@ -73,11 +95,44 @@ class VoiceStage:
         """Guards the two queues of announcements and their cancel events against `hush`."""
         self.announcing = False
         """An announcement is being played (the microphone ignores it)."""
+        self._holds: list[HeldSpeech] = []
+        """Sentences held (`hold`) whose synthesis has not ended."""
+        self._holding = threading.Lock()
+        """Guards `_holds` and each held sentence's audio and `released` flag."""
 
     # ---- called by the other stages and the facade ---------------------------------
 
     def say(self, turn: Turn, sentence: str) -> None:
         self.synth_q.put(Sentence(turn, sentence))
+
+    def hold(self, turn: Turn, sentence: str) -> HeldSpeech:
+        """Synthesize `sentence` of `turn`'s reply now (after what is queued), but keep
+        its audio back until `release`."""
+        held = HeldSpeech(Sentence(turn, sentence))
+        with self._holding:
+            self._holds.append(held)
+        self.synth_q.put(held.sentence)
+        return held
+
+    def release(self, held: HeldSpeech) -> None:
+        """Send the held sentence's audio to the speaker now (and the rest of it as it is
+        synthesized); nothing when it was dropped."""
+        turn = held.sentence.turn
+        with self._holding:
+            if held.dropped.is_set() or held.released:
+                return
+            held.released = True
+            audio, held.audio = held.audio, []
+            for item in audio:  # under the lock: the rest must not overtake it
+                self.play_q.put(item)
+        if any(isinstance(item, Speech) for item in audio):
+            self.ledger.first_audio(turn)
+
+    def drop(self, held: HeldSpeech) -> None:
+        """Never play the held sentence; its synthesis stops at the next chunk."""
+        with self._holding:
+            held.dropped.set()
+            held.audio.clear()
 
     def end_reply(self, turn: Turn) -> None:
         """The reply is complete: the turn ends when what is queued has been spoken."""
@@ -100,6 +155,11 @@ class VoiceStage:
         turn's cancel token is already set."""
         if turn is not None and turn.voice is Voice.SPEAKING:
             self._stop_speaker()
+        with self._holding:  # a held sentence is only ever the current turn's
+            for held in self._holds:
+                held.dropped.set()
+                held.audio.clear()
+            self._holds.clear()
         drain(self.synth_q, keep=lambda item: isinstance(item, Announce))
         drain(self.play_q, keep=lambda item: isinstance(item, AnnouncementAudio))
 
@@ -144,6 +204,10 @@ class VoiceStage:
                 continue
             if isinstance(item, ReplyEnd):
                 self.play_q.put(item)
+                continue
+            held = self._held(item)
+            if held is not None:
+                self._synthesize_held(held)
             elif not (turn.stop_generating.is_set() or turn.voice is Voice.DONE):
                 self._synthesize(turn, item.text)
 
@@ -159,6 +223,42 @@ class VoiceStage:
             self.play_q.put(Speech(turn, chunk))
         self.synthesizer.busy = None
         self.play_q.put(SentenceEnd(turn))
+
+    def _held(self, item: Sentence) -> HeldSpeech | None:
+        """The held sentence whose synthesis `item` asks for (None: a plain sentence)."""
+        with self._holding:
+            return next((h for h in self._holds if h.sentence is item), None)
+
+    def _synthesize_held(self, held: HeldSpeech) -> None:
+        """Synthesize a held sentence into its store, or (once released) for the speaker;
+        nothing once dropped."""
+        turn = held.sentence.turn
+        synthesizer = self.synthesizer.component
+        try:
+            if synthesizer is None or not self.output or held.dropped.is_set():
+                return
+            self.synthesizer.busy = turn
+            for chunk in synthesizer.synthesize(held.sentence.text, held.dropped):
+                if turn.cancel.is_set() or held.dropped.is_set():
+                    break
+                self._keep_or_play(held, Speech(turn, chunk))
+            self.synthesizer.busy = None
+            self._keep_or_play(held, SentenceEnd(turn))
+        finally:
+            with self._holding:
+                if held in self._holds:
+                    self._holds.remove(held)
+
+    def _keep_or_play(self, held: HeldSpeech, item: Speech | SentenceEnd) -> None:
+        with self._holding:
+            if held.dropped.is_set():
+                return
+            if not held.released:
+                held.audio.append(item)
+                return
+        if isinstance(item, Speech):
+            self.ledger.first_audio(item.turn)
+        self.play_q.put(item)
 
     def _synthesize_announcements(self) -> None:
         while True:
