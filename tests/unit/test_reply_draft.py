@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from app.assistant.turn import Trigger, Turn, TurnLedger
 from app.assistant.voice import VoiceStage
 from app.config import settings_from_dict
 from app.events import Code, IntentMatched, ReplyFinished, ReplyToken, TurnMetrics
-from engine.base import ChatMessage, GenerationOptions
+from engine.base import ChatEngine, ChatMessage, GenerationOptions
 from engine.conversation import Conversation
 from speech.audio import AudioChunk
 from tests.fakes import RATE, EventLog, FakeEngine, FakeSkills, FakeSpeaker, FakeSynthesizer
@@ -85,14 +86,20 @@ class _TaggedSynthesizer(FakeSynthesizer):
             yield AudioChunk(np.full(round(self.chunk_seconds * RATE), tag, np.int16), RATE)
 
 
-class _Rig:
-    """The reply and voice stages on their threads, a ledger and fakes; the test plays the
-    listen stage (begins the turn, sets what was heard, asks the question)."""
+E = TypeVar("E", bound=ChatEngine)
 
-    def __init__(self, engine: _DraftingEngine, skills: FakeSkills | None = None) -> None:
+
+class Rig(Generic[E]):
+    """The reply and voice stages on their threads, a ledger, a fake voice and speaker;
+    the test plays the listen stage (begins the turn, sets what was heard, asks the
+    question). `engine_settings`: the `[engine]` section."""
+
+    def __init__(self, engine: E, skills: FakeSkills | None = None,
+                 engine_settings: dict[str, Any] | None = None) -> None:
         self.engine = engine
         self.events = EventLog()
-        settings = settings_from_dict({"audio": {"beeps": False}})
+        settings = settings_from_dict({"audio": {"beeps": False},
+                                       "engine": engine_settings or {}})
         self.ledger = TurnLedger(Conversation("You are Hearth.", max_turns=4), self.events,
                                  lambda: engine.last_stats, lambda: None)
         self.synthesizer = _TaggedSynthesizer(chunk_seconds=0.05)
@@ -147,19 +154,22 @@ class _Rig:
         return "".join(e.text for e in self.events.of(ReplyToken))
 
 
-def _until(test: Callable[[], bool], timeout: float = 5.0) -> None:
+def until(test: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not test():
         assert time.monotonic() < deadline, "never happened"
         time.sleep(0.005)
 
 
-@pytest.fixture
-def rig_factory() -> Iterator[Callable[..., _Rig]]:
-    rigs: list[_Rig] = []
+MakeRig = Callable[..., Rig[_DraftingEngine]]
 
-    def make(engine: _DraftingEngine, skills: FakeSkills | None = None) -> _Rig:
-        rigs.append(_Rig(engine, skills))
+
+@pytest.fixture
+def rig_factory() -> Iterator[MakeRig]:
+    rigs: list[Rig[_DraftingEngine]] = []
+
+    def make(engine: _DraftingEngine, skills: FakeSkills | None = None) -> Rig[_DraftingEngine]:
+        rigs.append(Rig(engine, skills))
         return rigs[-1]
 
     yield make
@@ -168,11 +178,11 @@ def rig_factory() -> Iterator[Callable[..., _Rig]]:
 
 
 def test_the_draft_is_the_reply_when_the_question_is_what_was_drafted(
-        rig_factory: Callable[..., _Rig]) -> None:
+        rig_factory: MakeRig) -> None:
     rig = rig_factory(_DraftingEngine([REPLY]))
     turn = rig.listen(QUESTION)
     # in the pause: the first sentence is written and synthesized, nothing is shown or heard
-    _until(lambda: rig.synthesizer.sentences == ["Paris is the capital of France."])
+    until(lambda: rig.synthesizer.sentences == ["Paris is the capital of France."])
     time.sleep(0.1)
     # the first sentence is known to end at the next word: drafting stops there
     assert [piece for _, piece in rig.engine.written][-2:] == [" France.", " It"]
@@ -191,10 +201,10 @@ def test_the_draft_is_the_reply_when_the_question_is_what_was_drafted(
 
 
 def test_a_draft_for_another_question_is_dropped_unseen(
-        rig_factory: Callable[..., _Rig]) -> None:
+        rig_factory: MakeRig) -> None:
     rig = rig_factory(_DraftingEngine([REPLY, OTHER_REPLY]))
     turn = rig.listen(QUESTION)
-    _until(lambda: rig.synthesizer.sentences == ["Paris is the capital of France."])
+    until(lambda: rig.synthesizer.sentences == ["Paris is the capital of France."])
     rig.ask(turn, "What are the capitals of France and Spain?")
     rig.events.wait_count(TurnMetrics)
     assert len(rig.engine.calls) == 2 and rig.engine.closed_early == 1
@@ -204,12 +214,12 @@ def test_a_draft_for_another_question_is_dropped_unseen(
     assert rig.engine.open == 0 and rig.engine.overlaps == 0
 
 
-def test_the_draft_is_dropped_when_the_person_goes_on(rig_factory: Callable[..., _Rig]) -> None:
+def test_the_draft_is_dropped_when_the_person_goes_on(rig_factory: MakeRig) -> None:
     rig = rig_factory(_DraftingEngine([REPLY, OTHER_REPLY]))
     turn = rig.listen(QUESTION)
-    _until(lambda: len(rig.engine.written) >= 2)
+    until(lambda: len(rig.engine.written) >= 2)
     turn.pause_transcript = ""  # speaking again
-    _until(lambda: rig.engine.closed_early == 1)
+    until(lambda: rig.engine.closed_early == 1)
     assert rig.engine.open == 0
     turn.last_partial = "What is the capital of France and"  # trails off: no new draft
     time.sleep(0.15)
@@ -221,12 +231,12 @@ def test_the_draft_is_dropped_when_the_person_goes_on(rig_factory: Callable[...,
     assert rig.engine.overlaps == 0
 
 
-def test_a_skill_answer_drops_the_draft(rig_factory: Callable[..., _Rig]) -> None:
+def test_a_skill_answer_drops_the_draft(rig_factory: MakeRig) -> None:
     skills = FakeSkills({"What time is it?": SkillAnswer("It is noon.", "HassGetCurrentTime",
                                                          {})})
     rig = rig_factory(_DraftingEngine(["It is time to sleep. Good night."]), skills)
     turn = rig.listen("What time is it?")
-    _until(lambda: rig.synthesizer.sentences == ["It is time to sleep."])
+    until(lambda: rig.synthesizer.sentences == ["It is time to sleep."])
     assert skills.asked == []  # a skill may act: it is asked only the question
     rig.ask(turn, "What time is it?")
     rig.events.wait_count(TurnMetrics)
@@ -236,12 +246,12 @@ def test_a_skill_answer_drops_the_draft(rig_factory: Callable[..., _Rig]) -> Non
     assert rig.engine.closed_early == 1 and rig.engine.open == 0
 
 
-def test_a_cancelled_turn_leaves_no_draft_behind(rig_factory: Callable[..., _Rig]) -> None:
+def test_a_cancelled_turn_leaves_no_draft_behind(rig_factory: MakeRig) -> None:
     rig = rig_factory(_DraftingEngine([REPLY, OTHER_REPLY]))
     turn = rig.listen(QUESTION)
-    _until(lambda: rig.synthesizer.sentences == ["Paris is the capital of France."])
+    until(lambda: rig.synthesizer.sentences == ["Paris is the capital of France."])
     rig.cancel(turn)
-    _until(lambda: rig.engine.open == 0)
+    until(lambda: rig.engine.open == 0)
     assert rig.engine.closed_early == 1
     # the next turn is answered as usual (the engine is free), and only it is heard
     turn = rig.listen("")
@@ -252,10 +262,10 @@ def test_a_cancelled_turn_leaves_no_draft_behind(rig_factory: Callable[..., _Rig
     assert rig.engine.overlaps == 0
 
 
-def test_shutdown_while_drafting_ends_the_generation(rig_factory: Callable[..., _Rig]) -> None:
+def test_shutdown_while_drafting_ends_the_generation(rig_factory: MakeRig) -> None:
     rig = rig_factory(_DraftingEngine([REPLY], token_seconds=0.05))
     rig.listen(QUESTION)
-    _until(lambda: len(rig.engine.written) >= 1)
+    until(lambda: len(rig.engine.written) >= 1)
     rig.stop()
     assert rig.engine.open == 0 and rig.engine.closed_early == 1
     assert rig.events.of(ReplyToken) == [] and rig.speaker.played == []
