@@ -108,7 +108,7 @@ class _Draft:
     """Sentences complete so far (the first is held by the voice)."""
     held: HeldSpeech | None = None
     ended: bool = False
-    """The generation is over (the whole reply was shorter than one sentence or two)."""
+    """The generation is over: the reply is whole."""
 
     @property
     def ready(self) -> bool:
@@ -309,11 +309,7 @@ class ReplyStage:
         options = generation_options(self.settings)
         with self.ledger.lock:
             prompt = self.ledger.conversation.prompt(turn.user_text)
-        try:
-            messages = fit_to_context(engine, prompt, options.max_tokens)
-        except EngineError:
-            self._drop_draft()
-            raise
+        messages = fit_to_context(engine, prompt, options.max_tokens)
         draft = self._take_draft(turn, messages)
         if draft is not None:
             self._stream(turn, draft.pieces, lambda: engine.last_stats, draft)

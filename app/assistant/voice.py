@@ -3,10 +3,10 @@
 The synthesis thread turns each `Sentence` into audio while the speaker plays the
 one before; the playback thread plays it, checking the turn's cancel token per
 chunk. A beep (the stop beep at the end of a question) is played at once, and dropped
-when reply audio is already waiting: it never holds the reply back. An announcement
-(`announce`) is synthesized before the sentences waiting in the queue and played at
-the next sentence boundary: after the sentence being spoken, before the rest of the
-reply.
+when reply audio is already waiting (or held, below): it never holds the reply back.
+An announcement (`announce`) is synthesized before the sentences waiting in the queue
+and played at the next sentence boundary: after the sentence being spoken, before the
+rest of the reply.
 
 A sentence may be synthesized ahead and held back (`hold`): the first sentence of a
 reply drafted while the person pauses (reply.py). Its audio waits until `release`
@@ -294,7 +294,11 @@ class VoiceStage:
             self._play_announcements()
 
     def _speech_waiting(self) -> bool:
-        """Reply audio is queued for the speaker (a beep now would delay it)."""
+        """Reply audio is queued for the speaker, or held for a reply about to be asked
+        (a beep now would delay it)."""
+        with self._holding:
+            if any(not (h.released or h.dropped.is_set()) for h in self._holds):
+                return True
         with self.play_q.mutex:
             return any(isinstance(item, Speech) for item in self.play_q.queue)
 

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import pytest
 
+from app.assistant import beeps
 from app.assistant.frames import Stop
 from app.assistant.reply import ReplyStage, SkillAnswer
 from app.assistant.stage import Stage
@@ -95,10 +96,10 @@ class Rig(Generic[E]):
     question). `engine_settings`: the `[engine]` section."""
 
     def __init__(self, engine: E, skills: FakeSkills | None = None,
-                 engine_settings: dict[str, Any] | None = None) -> None:
+                 engine_settings: dict[str, Any] | None = None, beeps: bool = False) -> None:
         self.engine = engine
         self.events = EventLog()
-        settings = settings_from_dict({"audio": {"beeps": False},
+        settings = settings_from_dict({"audio": {"beeps": beeps},
                                        "engine": engine_settings or {}})
         self.ledger = TurnLedger(Conversation("You are Hearth.", max_turns=4), self.events,
                                  lambda: engine.last_stats, lambda: None)
@@ -168,8 +169,9 @@ MakeRig = Callable[..., Rig[_DraftingEngine]]
 def rig_factory() -> Iterator[MakeRig]:
     rigs: list[Rig[_DraftingEngine]] = []
 
-    def make(engine: _DraftingEngine, skills: FakeSkills | None = None) -> Rig[_DraftingEngine]:
-        rigs.append(Rig(engine, skills))
+    def make(engine: _DraftingEngine, skills: FakeSkills | None = None,
+             beeps: bool = False) -> Rig[_DraftingEngine]:
+        rigs.append(Rig(engine, skills, beeps=beeps))
         return rigs[-1]
 
     yield make
@@ -269,3 +271,16 @@ def test_shutdown_while_drafting_ends_the_generation(rig_factory: MakeRig) -> No
     rig.stop()
     assert rig.engine.open == 0 and rig.engine.closed_early == 1
     assert rig.events.of(ReplyToken) == [] and rig.speaker.played == []
+
+
+def test_the_stop_beep_gives_way_to_a_held_reply(rig_factory: MakeRig) -> None:
+    """The stop beep at the end of the question would delay the drafted reply's audio,
+    which is ready: it is not played."""
+    rig = rig_factory(_DraftingEngine([REPLY]), beeps=True)
+    turn = rig.listen(QUESTION)
+    until(lambda: rig.synthesizer.sentences == ["Paris is the capital of France."])
+    rig.voice.beep(beeps.stop_beep)
+    rig.ask(turn, QUESTION)
+    rig.events.wait_count(TurnMetrics)
+    assert len(rig.speaker.played) == 2 * rig.synthesizer.chunks_per_sentence  # no beep
+    assert rig.spoken() == ["Paris is the capital of France.", "It is on the Seine."]
