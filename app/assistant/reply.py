@@ -187,7 +187,6 @@ class ReplyStage:
         turn = self.ledger.current
         draft = self._draft
         if draft is not None and not self._still_wanted(draft, turn):
-            log.debug("dropped the draft for %r", draft.heard)
             self._drop_draft()
             draft = None
         if draft is not None:
@@ -256,6 +255,7 @@ class ReplyStage:
         draft, self._draft = self._draft, None
         if draft is None:
             return
+        log.debug("dropped the draft for %r", draft.heard)
         draft.cancel.set()
         if draft.held is not None:
             self.voice.drop(draft.held)
