@@ -65,8 +65,15 @@ class HeldSpeech:
     """Set by `drop`: its synthesis stops and its audio is never played."""
     released: bool = False
     """Its audio goes to the speaker (what is synthesized after, at once)."""
+    synthesized: bool = False
+    """The synthesis thread is done with it."""
     audio: list[Speech | SentenceEnd] = field(default_factory=list)
     """What is synthesized of it and not yet released."""
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more will happen to it (released or dropped, and synthesized)."""
+        return self.synthesized and (self.released or self.dropped.is_set())
 
 
 class VoiceStage:
@@ -96,7 +103,7 @@ class VoiceStage:
         self.announcing = False
         """An announcement is being played (the microphone ignores it)."""
         self._holds: list[HeldSpeech] = []
-        """Sentences held (`hold`) whose synthesis has not ended."""
+        """Sentences held (`hold`) and not yet settled."""
         self._holding = threading.Lock()
         """Guards `_holds` and each held sentence's audio and `released` flag."""
 
@@ -125,6 +132,7 @@ class VoiceStage:
             audio, held.audio = held.audio, []
             for item in audio:  # under the lock: the rest must not overtake it
                 self.play_q.put(item)
+            self._forget_if_settled(held)
         if any(isinstance(item, Speech) for item in audio):
             self.ledger.first_audio(turn)
 
@@ -133,6 +141,7 @@ class VoiceStage:
         with self._holding:
             held.dropped.set()
             held.audio.clear()
+            self._forget_if_settled(held)
 
     def end_reply(self, turn: Turn) -> None:
         """The reply is complete: the turn ends when what is queued has been spoken."""
@@ -246,8 +255,14 @@ class VoiceStage:
             self._keep_or_play(held, SentenceEnd(turn))
         finally:
             with self._holding:
-                if held in self._holds:
-                    self._holds.remove(held)
+                held.synthesized = True
+                self._forget_if_settled(held)
+
+    def _forget_if_settled(self, held: HeldSpeech) -> None:
+        """(With `_holding` held.) A held sentence is listed until settled: the synthesis
+        thread knows its queue item by it, and a beep gives way to it."""
+        if held.settled and held in self._holds:
+            self._holds.remove(held)
 
     def _keep_or_play(self, held: HeldSpeech, item: Speech | SentenceEnd) -> None:
         with self._holding:
