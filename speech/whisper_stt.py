@@ -2,13 +2,18 @@
 
 Whisper is not a streaming model: it transcribes a whole piece of audio at once. To
 stream, a worker thread re-decodes the growing utterance whenever enough new audio has
-come in (partials while the person speaks), and `finish()` reuses the last decode when
-it already covered everything but trailing silence, so the final costs little or
-nothing after the last word. Two things keep each decode cheap:
+come in (partials while the person speaks), decodes it once more as soon as a pause
+follows the speech (`PAUSE_SECONDS`), and `finish()` reuses that decode when only quiet
+audio came after it, so the final costs little or nothing after the last word. What
+keeps the decode in the pause early:
 
-- the encoder sees only the utterance plus a short pad, not Whisper's fixed 30 s
-  window (the encoder's cost grows with its input; a 3 s request costs a tenth);
-- decoding is greedy and capped at a few tokens per second of audio.
+- the encoder's input is the audio padded with silence to a window shorter than
+  Whisper's fixed 30 s (`WhisperOptions.window_seconds`; its cost grows with its
+  input), and partials use the audio plus a short pad only
+  (`partial_window_seconds`): their text is replaced by the pause's decode;
+- no partial starts once the audio has gone quiet, so the pause's decode does not
+  wait behind one;
+- decoding is capped at a few tokens per second of audio.
 
 Utterances longer than one Whisper window (about 28 s, e.g. `hearth transcribe` of a
 long file) get their final from faster-whisper's own windowed `transcribe()`.
@@ -36,11 +41,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -62,6 +68,8 @@ PAUSE_SECONDS = 0.15
 """Quiet audio after undecoded speech that starts a decode at once: the person may have
 finished, and that decode is then the final, ready before the endpointer decides."""
 _PUNCTUATION = ".,;:!?\"()"
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+_NON_WORD = re.compile(r"[^\w ]+")
 SILENCE_RMS = 120.0
 """Frame RMS (16-bit units) under which audio counts as silence whatever the level."""
 
@@ -116,19 +124,20 @@ def frame_rms(samples: np.ndarray, sample_rate: int, frame_seconds: float = 0.02
     return np.sqrt((frames * frames).mean(axis=1))
 
 
-def is_silent_tail(samples: np.ndarray, start: int, sample_rate: int) -> bool:
-    """Whether `samples[start:]` holds no speech: every frame quieter than SILENCE_RMS or
-    than a tenth of the utterance's loud frames (so steady noise also counts as quiet)."""
-    tail = samples[start:]
-    if len(tail) == 0:
-        return True
-    whole = frame_rms(samples, sample_rate)
-    loud = float(np.percentile(whole, 90)) if len(whole) else 0.0
-    level = max(SILENCE_RMS, 0.1 * loud)
-    rms = frame_rms(tail, sample_rate)
-    if len(rms) == 0:
-        return float(np.sqrt(np.mean(tail.astype(np.float64) ** 2))) < level
-    return bool(np.all(rms < level))
+def without_repeats(text: str) -> str:
+    """`text` without sentences that only say the one before them again, nor a last one
+    that starts it again and stops short (Whisper's decoder, given an encoder window
+    shorter than its 30 s, often says the whole sentence twice or more: "What time is
+    it? What time is it?")."""
+    kept: list[tuple[str, str]] = []
+    sentences = _SENTENCE_END.split(text.strip())
+    for i, sentence in enumerate(sentences):
+        key = " ".join(_NON_WORD.sub(" ", sentence.lower()).split())
+        if kept and (key == kept[-1][1] or (i == len(sentences) - 1
+                                            and kept[-1][1].startswith(key))):
+            continue
+        kept.append((sentence, key))
+    return " ".join(sentence for sentence, _ in kept)
 
 
 @dataclass(frozen=True)
@@ -149,8 +158,12 @@ class WhisperOptions:
     pad_seconds: float = 0.5
     """Silence after the audio in the encoder's input, at least."""
     window_seconds: float = 30.0
-    """The encoder's input is the audio padded with silence to this length (Whisper's
-    own is 30 s; shorter is faster, its accuracy is measured in bench/stt.py)."""
+    """The encoder's input for the decode in a pause and the final: the audio padded
+    with silence to this length, and by `pad_seconds` at least (Whisper's own window
+    is 30 s; shorter is faster; 0: the audio plus `pad_seconds`). Accuracy against it:
+    README, bench/stt.py."""
+    partial_window_seconds: float = 0.0
+    """The same for the partials while the person speaks."""
     second_pass_candidates: int = 16
     """Sentences of the skill grammar scored against the audio in the second pass."""
     second_pass_margin: float = 7.0
@@ -190,6 +203,9 @@ class _Decode:
     generation: int
     frames: int
     text: str
+    window: float = 0.0
+    """The encoder window it was decoded with (`WhisperOptions.window_seconds` for a
+    decode the final may reuse)."""
     encoded: Any = None
     """The encoder's output (a CTranslate2 StorageView), kept for a second pass."""
     checked: bool = False
@@ -244,7 +260,9 @@ class WhisperRecognizer(SpeechRecognizer):
         self._pending: Future[_Decode] | None = None
         self._latest: _Decode | None = None
         self._requested_frames = 0
-        self._reported = ""
+        self._final_requested_frames = 0
+        self._reported: _Decode | None = None
+        self._reported_text = ""
         self._loudest = 0.0
         """RMS of the loudest chunk of the utterance so far."""
         self._quiet_frames = 0
@@ -275,15 +293,16 @@ class WhisperRecognizer(SpeechRecognizer):
             self._samples = [np.concatenate(self._samples)]
         return self._samples[0] if self._samples else np.zeros(0, dtype=np.int16)
 
-    def _decode(self, samples: np.ndarray, generation: int,
+    def _decode(self, samples: np.ndarray, generation: int, window: float,
                 second_pass: bool = False) -> _Decode:
-        """Transcribe `samples` (int16, at most one window long) in one encoder pass;
-        with `second_pass`, check the transcript against the skill sentences."""
+        """Transcribe `samples` (int16, at most one window long) in one encoder pass of
+        `window` seconds; with `second_pass`, check the transcript against the skill
+        sentences."""
         frames = len(samples)
         if generation != self._generation or frames == 0:
-            return _Decode(generation, frames, "", checked=True)
+            return _Decode(generation, frames, "", window, checked=True)
         if not np.any(frame_rms(samples, self.sample_rate) >= SILENCE_RMS):
-            return _Decode(generation, frames, "", checked=True)
+            return _Decode(generation, frames, "", window, checked=True)
         import ctranslate2
 
         audio = samples.astype(np.float32) / 32768.0
@@ -293,8 +312,7 @@ class WhisperRecognizer(SpeechRecognizer):
             audio = resample(AudioChunk(samples, self.sample_rate), 16000).to_float()
         # the pad is silence in the audio itself, so the log-mel normalisation (relative to
         # the loudest frame) treats it as Whisper's own 30 s padding would
-        pad = int(max(self.options.pad_seconds,
-                      self.options.window_seconds - len(audio) / 16000) * 16000)
+        pad = int(max(self.options.pad_seconds, window - len(audio) / 16000) * 16000)
         features = self._model.feature_extractor(audio, padding=160 + pad)
         wanted = min(3000, features.shape[-1] - features.shape[-1] % 2)  # conv halves it
         features = np.ascontiguousarray(features[None, :, :wanted], dtype=np.float32)
@@ -308,9 +326,11 @@ class WhisperRecognizer(SpeechRecognizer):
             return_no_speech_prob=True, suppress_blank=True,
         )[0]
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
-            return _Decode(generation, frames, "", checked=True)
+            return _Decode(generation, frames, "", window, checked=True)
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        decoded = _Decode(generation, frames, self._tokenizer.decode(tokens).strip(), encoded)
+        text = without_repeats(self._tokenizer.decode(tokens))
+        decoded = _Decode(generation, frames, text, window,
+                          encoded, checked=self.skill_sentences is None)
         return self._check(decoded) if second_pass else decoded
 
     def _check(self, decoded: _Decode) -> _Decode:
@@ -360,8 +380,8 @@ class WhisperRecognizer(SpeechRecognizer):
         and costs most), without the bias prompt (which costs more than the texts)."""
         import ctranslate2
 
-        frames = min(1500, int((seconds + 1.0) * 50))
-        audio = np.asarray(encoded)[:, :frames]
+        audio = np.asarray(encoded)[:, :min(1500, int((seconds + 1.0) * 50))]
+        frames = audio.shape[1]  # (a short window may hold less than the second)
         batch = np.ascontiguousarray(np.repeat(audio, len(texts), axis=0))
         tokens = [self._tokenizer.encode(" " + text.strip()) for text in texts]
         start = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
@@ -388,13 +408,31 @@ class WhisperRecognizer(SpeechRecognizer):
             if decoded.generation == self._generation:
                 self._latest = decoded
 
-    def _submit(self, samples: np.ndarray, second_pass: bool = False) -> Future[_Decode]:
+    def _submit(self, window: float) -> Future[_Decode]:
+        """Decode the utterance so far (its last `WINDOW_SECONDS`) in the background."""
         self._requested_frames = self._frames
-        return self._executor.submit(self._decode, samples, self._generation, second_pass)
+        if window == self.options.window_seconds:
+            self._final_requested_frames = self._frames
+        samples = self._audio()[-int(WINDOW_SECONDS * self.sample_rate):]
+        return self._executor.submit(self._decode, samples, self._generation, window)
+
+    @property
+    def _speech_end(self) -> int:
+        """Frames of the utterance up to the end of its last loud chunk."""
+        return self._frames - self._quiet_frames
+
+    def _covers_speech(self, decoded: _Decode | None) -> TypeGuard[_Decode]:
+        """Whether `decoded` may be the final: decoded with the final's window, of every
+        frame up to the end of the speech (only quiet audio came after it)."""
+        return (decoded is not None and decoded.window == self.options.window_seconds
+                and decoded.frames >= self._speech_end)
 
     # ------------------------------------------------------------------ the interface
 
     def accept(self, chunk: AudioChunk) -> Transcript | None:
+        """Feed audio. A partial transcript comes back when a decode brought new text, and
+        also when the decode in a pause (or its second pass) arrives with the same text:
+        the caller then knows that text covers everything said before the pause."""
         chunk.expect(self.sample_rate, consumer="Whisper")
         self._samples.append(chunk.samples)
         self._frames += chunk.frames
@@ -404,21 +442,23 @@ class WhisperRecognizer(SpeechRecognizer):
         quiet = rms < max(SILENCE_RMS, 0.1 * self._loudest)
         self._quiet_frames = self._quiet_frames + chunk.frames if quiet else 0
         self._collect()
-        interval = self.options.partial_interval_seconds * self.sample_rate
-        speech_end = self._frames - self._quiet_frames
-        undecoded_speech = self._requested_frames < speech_end
-        paused = self._quiet_frames >= PAUSE_SECONDS * self.sample_rate
-        pause = paused and undecoded_speech
-        due = self._frames - self._requested_frames >= interval and undecoded_speech
         latest = self._latest
-        if self._pending is None and (pause or due):
-            window = int(WINDOW_SECONDS * self.sample_rate)
-            self._pending = self._submit(self._audio()[-window:], second_pass=pause)
-        elif self._pending is None and paused and latest is not None and not latest.checked:
-            # a partial decode covered all the speech: its second pass, in the pause
-            self._pending = self._executor.submit(self._check, latest)
-        if latest is not None and latest.text and latest.text != self._reported:
-            self._reported = latest.text
+        if self._pending is None:
+            paused = self._quiet_frames >= PAUSE_SECONDS * self.sample_rate
+            due = (self._frames - self._requested_frames
+                   >= self.options.partial_interval_seconds * self.sample_rate)
+            if paused and self._final_requested_frames < self._speech_end:
+                self._pending = self._submit(self.options.window_seconds)
+            elif paused and self._covers_speech(latest) and not latest.checked:
+                # the decode in this pause is in: its second pass
+                self._pending = self._executor.submit(self._check, latest)
+            elif due and not quiet:  # (a partial started in the quiet would delay the pause's)
+                self._pending = self._submit(self.options.partial_window_seconds)
+        if latest is None or not latest.text or latest is self._reported:
+            return None
+        changed = latest.text != self._reported_text
+        self._reported, self._reported_text = latest, latest.text
+        if changed or self._covers_speech(latest):
             return Transcript(text=latest.text, is_final=False)
         return None
 
@@ -436,12 +476,11 @@ class WhisperRecognizer(SpeechRecognizer):
         return Transcript(text=text, words=words)
 
     def _final_text(self, samples: np.ndarray) -> str:
-        """The last decode (after its second pass) when it covered all but trailing
-        silence; else a new one."""
+        """The decode in the last pause (after its second pass) when only quiet audio came
+        after it; else a new one."""
         latest = self._latest
-        if latest is not None and is_silent_tail(samples, latest.frames, self.sample_rate) \
-                and (latest.checked or self.skill_sentences is None):
-            return latest.text  # a decode still running covers no more speech: not awaited
+        if self._covers_speech(latest) and latest.checked:
+            return latest.text
         pending = self._pending
         if pending is not None:
             decoded = pending.result()
@@ -449,18 +488,20 @@ class WhisperRecognizer(SpeechRecognizer):
             if decoded.generation == self._generation:
                 self._latest = decoded
         latest = self._latest
-        if latest is not None and is_silent_tail(samples, latest.frames, self.sample_rate):
+        if self._covers_speech(latest):
             return self._executor.submit(self._check, latest).result().text
         return self._executor.submit(self._decode, samples, self._generation,
-                                     True).result().text
+                                     self.options.window_seconds, True).result().text
 
     def _new_utterance(self) -> None:
         self._generation += 1
         self._samples = []
         self._frames = 0
         self._requested_frames = 0
+        self._final_requested_frames = 0
         self._latest = None
-        self._reported = ""
+        self._reported = None
+        self._reported_text = ""
         self._loudest = 0.0
         self._quiet_frames = 0
         if self._pending is not None and self._pending.done():

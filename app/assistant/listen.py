@@ -233,18 +233,23 @@ class ListenStage:
         recognizer = self._need_recognizer()
         self._emit(AudioLevel(_rms(chunk), turn_id=turn.turn_id))
         partial = recognizer.accept(chunk)
-        if partial is not None and partial.text and partial.text != turn.last_partial:
-            turn.last_partial = partial.text
+        if partial is not None and partial.text:
+            # (the same text again: a decode in the pause confirmed it)
             self._partial_at = turn.listened_seconds
-            self._emit(PartialTranscript(partial.text, turn_id=turn.turn_id))
+            if partial.text != turn.last_partial:
+                turn.last_partial = partial.text
+                self._emit(PartialTranscript(partial.text, turn_id=turn.turn_id))
         turn.listened_seconds += chunk.seconds
         if endpoint and turn.trigger.endpointed:
-            # a request that already sounds whole ends after less silence, if what was heard
-            # came in this silence (or just before it): an older partial misses later words
+            # what was heard counts as all that was said before this silence if it came in
+            # the silence (or just before it): an older partial misses later words. Then a
+            # request that already sounds whole ends after less silence, and the reply
+            # may be drafted from it
             vad = self._vad()
             silence_began = turn.listened_seconds - vad.silence_ms / 1000
-            vad.complete = (vad.silence_ms > 0 and self._partial_at >= silence_began - FRESH_SECONDS
-                            and sounds_complete(turn.last_partial))
+            fresh = vad.silence_ms > 0 and self._partial_at >= silence_began - FRESH_SECONDS
+            turn.pause_transcript = turn.last_partial if fresh else ""
+            vad.complete = fresh and sounds_complete(turn.last_partial)
             ended = any(e.kind == VadEventKind.SPEECH_END for e in vad.process(chunk))
             too_long = turn.listened_seconds >= self.settings.vad.max_utterance_seconds
             if ended or too_long:

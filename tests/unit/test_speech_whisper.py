@@ -1,18 +1,17 @@
 """The Whisper recognizer's pure parts (no model): model-folder checks, the bias prompt,
-the silent-tail test that lets the final reuse the last decode, and the scoring
+the repeats a short encoder window makes Whisper say, and the scoring
 normalisation of bench/stt.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bench.stt import normalize, word_errors
 from speech import registry
 from speech.errors import SpeechModelError
-from speech.whisper_stt import bias_prompt, check_model_dir, is_silent_tail
+from speech.whisper_stt import bias_prompt, check_model_dir, without_repeats
 
 
 def test_a_folder_without_the_model_files_names_what_is_missing(tmp_path: Path) -> None:
@@ -40,23 +39,16 @@ def test_bias_prompt_is_the_phrases_as_sentences_within_the_word_budget() -> Non
     assert bias_prompt([]) == ""
 
 
-def test_a_quiet_tail_after_speech_is_silent_and_a_word_is_not() -> None:
-    rate = 16000
-    rng = np.random.default_rng(0)
-    speech = (rng.standard_normal(rate) * 3000).astype(np.int16)
-    hiss = (rng.standard_normal(rate // 2) * 40).astype(np.int16)
-    samples = np.concatenate([speech, hiss])
-    assert is_silent_tail(samples, rate, rate)            # only hiss after the decode
-    assert not is_silent_tail(samples, rate // 2, rate)   # half a second of speech left
-    assert is_silent_tail(samples, len(samples), rate)    # nothing left at all
-
-
-def test_steady_noise_below_the_speech_counts_as_quiet() -> None:
-    rate = 16000
-    rng = np.random.default_rng(1)
-    speech = (rng.standard_normal(rate) * 6000).astype(np.int16)
-    noise = (rng.standard_normal(rate) * 300).astype(np.int16)  # 26 dB under the speech
-    assert is_silent_tail(np.concatenate([speech, noise]), rate, rate)
+def test_a_sentence_said_again_is_dropped() -> None:
+    assert without_repeats(" What time is it? What time is it?") == "What time is it?"
+    assert without_repeats("What is 2 plus 2? What is 2 plus 2? What is 2") \
+        == "What is 2 plus 2?"
+    assert without_repeats("Set a timer. set a timer!") == "Set a timer."
+    # different sentences, and repeats inside one, stay
+    assert without_repeats("What time is it? What day is it?") \
+        == "What time is it? What day is it?"
+    assert without_repeats("Very, very good.") == "Very, very good."
+    assert without_repeats("") == ""
 
 
 @pytest.mark.parametrize(("written", "spoken"), [
