@@ -15,18 +15,20 @@ In a pause (`Turn.pause_transcript`: what was said before it, as the recognizer 
 it), such an engine goes further and drafts the reply (preemptive generation, as in
 LiveKit Agents): it writes until the first sentence the voice would speak is complete,
 and the voice synthesizes that sentence but holds it back (`VoiceStage.hold`). When
-the question is then asked with the same prompt, the draft's pieces are emitted at
-once, its audio is released to the speaker, and the same generation goes on: nothing
-is written twice. When the person goes on speaking, the question differs, a skill
-answers it or the turn is stopped, the draft is dropped unseen: no events, no history,
-no audio. Drafting stops at the first sentence, and only pauses are drafted, never
-each partial transcript: the recognizer needs the CPU then too.
+the question is then asked with the same prompt (the same words: the final transcript
+may be punctuated otherwise), the draft's pieces are emitted at once, its audio is
+released to the speaker, and the same generation goes on: nothing is written twice.
+When the person goes on speaking, the question differs, a skill answers it or the turn
+is stopped, the draft is dropped unseen: no events, no history, no audio. Drafting
+stops at the first sentence, and only pauses are drafted, never each partial
+transcript: the recognizer needs the CPU then too.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -114,6 +116,17 @@ class _Draft:
     def ready(self) -> bool:
         """Drafting goes no further: a sentence to speak is there, or the reply ended."""
         return self.ended or bool(self.sentences)
+
+
+def same_words(heard: str, question: str) -> bool:
+    """Whether two transcripts say the same words: the recognizer's decode in the pause
+    and its final one may differ in punctuation or case ("What color is the sky?" /
+    "What color is the sky."), and a reply drafted for one answers the other."""
+
+    def words(text: str) -> list[str]:
+        return re.findall(r"\w+(?:'\w+)*", text.casefold())
+
+    return words(heard) == words(question)
 
 
 class ReplyStage:
@@ -263,14 +276,18 @@ class ReplyStage:
             draft.pieces.close()
 
     def _take_draft(self, turn: Turn, messages: list[ChatMessage]) -> _Draft | None:
-        """The draft, when it answers exactly this question; otherwise it is dropped."""
+        """The draft, when it answers this question (the same words, maybe punctuated
+        otherwise) after the same conversation; otherwise it is dropped."""
         draft = self._draft
-        if draft is not None and draft.turn is turn and draft.messages == messages \
-                and not draft.cancel.is_set():
+        if draft is not None and draft.turn is turn and not draft.cancel.is_set() \
+                and draft.messages[:-1] == messages[:-1] \
+                and same_words(draft.messages[-1].content, messages[-1].content):
             self._draft = None
             log.debug("the draft for %r is the reply (%d pieces written ahead)",
                       draft.heard, len(draft.written))
             return draft
+        if draft is not None:
+            log.debug("the question %r is not the draft's %r", turn.user_text, draft.heard)
         self._drop_draft()
         return None
 

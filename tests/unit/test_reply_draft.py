@@ -16,7 +16,7 @@ import pytest
 
 from app.assistant import beeps
 from app.assistant.frames import Stop
-from app.assistant.reply import ReplyStage, SkillAnswer
+from app.assistant.reply import ReplyStage, SkillAnswer, same_words
 from app.assistant.stage import Stage
 from app.assistant.turn import Trigger, Turn, TurnLedger
 from app.assistant.voice import VoiceStage
@@ -284,3 +284,17 @@ def test_the_stop_beep_gives_way_to_a_held_reply(rig_factory: MakeRig) -> None:
     rig.events.wait_count(TurnMetrics)
     assert len(rig.speaker.played) == 2 * rig.synthesizer.chunks_per_sentence  # no beep
     assert rig.spoken() == ["Paris is the capital of France.", "It is on the Seine."]
+
+
+def test_a_draft_answers_the_same_words_punctuated_otherwise(rig_factory: MakeRig) -> None:
+    """Whisper's decode in the pause and its final one may differ in punctuation."""
+    assert same_words("What colors the sky?", "what colors the sky.")
+    assert same_words("It's noon, isn't it?", "It's noon isn't it")
+    assert not same_words("What colors the sky?", "What colors the sea?")
+    assert not same_words("Set a timer.", "Set a timer for")
+    rig = rig_factory(_DraftingEngine([REPLY]))
+    turn = rig.listen(QUESTION)
+    until(lambda: rig.synthesizer.sentences == ["Paris is the capital of France."])
+    rig.ask(turn, QUESTION.lower().rstrip("?") + ".")
+    rig.events.wait_count(TurnMetrics)
+    assert len(rig.engine.calls) == 1 and rig.tokens() == REPLY
