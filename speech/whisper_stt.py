@@ -8,12 +8,15 @@ audio came after it, so the final costs little or nothing after the last word. W
 keeps the decode in the pause early:
 
 - the encoder's input is the audio padded with silence to a window shorter than
-  Whisper's fixed 30 s (`WhisperOptions.window_seconds`; its cost grows with its
-  input), and partials use the audio plus a short pad only
-  (`partial_window_seconds`): their text is replaced by the pause's decode;
+  Whisper's fixed 30 s (`WhisperOptions.window_seconds`, 10 s; the encoder's cost
+  grows with its input) while the speech stands well above the noise (in noise a
+  short window made more errors, so there it stays 30 s); partials use the audio
+  plus a short pad only (`partial_window_seconds`): the pause's decode replaces them;
 - no partial starts once the audio has gone quiet, so the pause's decode does not
   wait behind one;
-- decoding is capped at a few tokens per second of audio.
+- decoding is capped at a few tokens per second of audio, and never generates the
+  same 8 tokens twice (a short window makes Whisper repeat itself; `without_repeats`
+  drops a sentence said again).
 
 Utterances longer than one Whisper window (about 28 s, e.g. `hearth transcribe` of a
 long file) get their final from faster-whisper's own windowed `transcribe()`.
@@ -157,13 +160,25 @@ class WhisperOptions:
     """New audio between two partial decodes (the decode time adds to it on slow CPUs)."""
     pad_seconds: float = 0.5
     """Silence after the audio in the encoder's input, at least."""
-    window_seconds: float = 30.0
+    window_seconds: float = 10.0
     """The encoder's input for the decode in a pause and the final: the audio padded
     with silence to this length, and by `pad_seconds` at least (Whisper's own window
-    is 30 s; shorter is faster; 0: the audio plus `pad_seconds`). Accuracy against it:
-    README, bench/stt.py."""
+    is 30 s; shorter is faster; 0: the audio plus `pad_seconds`). Measured in
+    bench/stt.py: 10 s made fewer errors than 30 s on clean requests and more in
+    noise, hence `noisy_window_seconds`."""
+    noisy_window_seconds: float = 30.0
+    """The window instead while the speech stands less than `clean_snr_db` above the
+    quietest audio of the utterance."""
+    clean_snr_db: float = 26.0
+    """Loudest against quietest chunk of the utterance (dB) from which it counts as clean:
+    bench/stt.py's requests measure 18.6-24.6 dB with noise at 10 dB SNR, 28.5-34.6 at
+    20 dB (30 ms chunks)."""
     partial_window_seconds: float = 0.0
-    """The same for the partials while the person speaks."""
+    """The window of the partials while the person speaks."""
+    no_repeat_ngram_size: int = 8
+    """No run of this many tokens is generated twice (0: no limit). Given less than its
+    30 s window, Whisper's decoder tends to say the sentence again until `max_length`,
+    which costs decode time; the prompt does not count."""
     second_pass_candidates: int = 16
     """Sentences of the skill grammar scored against the audio in the second pass."""
     second_pass_margin: float = 7.0
@@ -204,8 +219,8 @@ class _Decode:
     frames: int
     text: str
     window: float = 0.0
-    """The encoder window it was decoded with (`WhisperOptions.window_seconds` for a
-    decode the final may reuse)."""
+    """The encoder window it was decoded with (the final may reuse a decode whose window
+    is at least the final's)."""
     encoded: Any = None
     """The encoder's output (a CTranslate2 StorageView), kept for a second pass."""
     checked: bool = False
@@ -265,6 +280,8 @@ class WhisperRecognizer(SpeechRecognizer):
         self._reported_text = ""
         self._loudest = 0.0
         """RMS of the loudest chunk of the utterance so far."""
+        self._quietest = float("inf")
+        """...and of the quietest (the noise, once the person pauses)."""
         self._quiet_frames = 0
         """Frames of quiet audio at the end of the utterance so far."""
 
@@ -324,6 +341,7 @@ class WhisperRecognizer(SpeechRecognizer):
             # the limit counts the prompt too; a few tokens a second stops a runaway loop
             max_length=len(self._prompt_tokens) + int(16 + 10 * seconds),
             return_no_speech_prob=True, suppress_blank=True,
+            no_repeat_ngram_size=self.options.no_repeat_ngram_size,
         )[0]
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
             return _Decode(generation, frames, "", window, checked=True)
@@ -411,7 +429,7 @@ class WhisperRecognizer(SpeechRecognizer):
     def _submit(self, window: float) -> Future[_Decode]:
         """Decode the utterance so far (its last `WINDOW_SECONDS`) in the background."""
         self._requested_frames = self._frames
-        if window == self.options.window_seconds:
+        if window >= self._final_window():
             self._final_requested_frames = self._frames
         samples = self._audio()[-int(WINDOW_SECONDS * self.sample_rate):]
         return self._executor.submit(self._decode, samples, self._generation, window)
@@ -421,10 +439,18 @@ class WhisperRecognizer(SpeechRecognizer):
         """Frames of the utterance up to the end of its last loud chunk."""
         return self._frames - self._quiet_frames
 
+    def _final_window(self) -> float:
+        """The encoder window of a decode the final may be: the clean one while the
+        speech stands well above the utterance's quietest audio, else the noisy one."""
+        options = self.options
+        clean = self._loudest >= self._quietest * 10 ** (options.clean_snr_db / 20)
+        return options.window_seconds if clean else options.noisy_window_seconds
+
     def _covers_speech(self, decoded: _Decode | None) -> TypeGuard[_Decode]:
-        """Whether `decoded` may be the final: decoded with the final's window, of every
-        frame up to the end of the speech (only quiet audio came after it)."""
-        return (decoded is not None and decoded.window == self.options.window_seconds
+        """Whether `decoded` may be the final: decoded with the final's window (or a
+        longer one), of every frame up to the end of the speech (only quiet audio came
+        after it)."""
+        return (decoded is not None and decoded.window >= self._final_window()
                 and decoded.frames >= self._speech_end)
 
     # ------------------------------------------------------------------ the interface
@@ -439,6 +465,8 @@ class WhisperRecognizer(SpeechRecognizer):
         rms = float(np.sqrt(np.mean(chunk.samples.astype(np.float64) ** 2))) if chunk.frames \
             else 0.0
         self._loudest = max(self._loudest, rms)
+        if chunk.frames:
+            self._quietest = min(self._quietest, rms)
         quiet = rms < max(SILENCE_RMS, 0.1 * self._loudest)
         self._quiet_frames = self._quiet_frames + chunk.frames if quiet else 0
         self._collect()
@@ -448,7 +476,7 @@ class WhisperRecognizer(SpeechRecognizer):
             due = (self._frames - self._requested_frames
                    >= self.options.partial_interval_seconds * self.sample_rate)
             if paused and self._final_requested_frames < self._speech_end:
-                self._pending = self._submit(self.options.window_seconds)
+                self._pending = self._submit(self._final_window())
             elif paused and self._covers_speech(latest) and not latest.checked:
                 # the decode in this pause is in: its second pass
                 self._pending = self._executor.submit(self._check, latest)
@@ -491,7 +519,7 @@ class WhisperRecognizer(SpeechRecognizer):
         if self._covers_speech(latest):
             return self._executor.submit(self._check, latest).result().text
         return self._executor.submit(self._decode, samples, self._generation,
-                                     self.options.window_seconds, True).result().text
+                                     self._final_window(), True).result().text
 
     def _new_utterance(self) -> None:
         self._generation += 1
@@ -503,6 +531,7 @@ class WhisperRecognizer(SpeechRecognizer):
         self._reported = None
         self._reported_text = ""
         self._loudest = 0.0
+        self._quietest = float("inf")
         self._quiet_frames = 0
         if self._pending is not None and self._pending.done():
             self._pending = None

@@ -159,3 +159,29 @@ def test_the_pause_transcript_is_what_was_said_before_the_pause(
     assert speaking_second == {""}, speaking_second
     assert in_last_pause and in_last_pause[-1] == final, (in_last_pause[-1:], final)
     assert "day" in final.lower()
+
+
+def test_in_noise_the_final_gets_whisper_s_own_window(whisper_tiny_dir: Path,
+                                                       voice: PiperSynthesizer) -> None:
+    """The short window made more errors in noise (bench/stt.py at 10 dB SNR): there the
+    final is decoded with the 30 s window, on clean speech with the short one."""
+    from bench.stt import with_noise
+
+    recognizer = WhisperRecognizer(whisper_tiny_dir, options=WhisperOptions(
+        window_seconds=PAUSE_WINDOW, noisy_window_seconds=30.0))
+    _, ran = _recording(recognizer)
+    text = "What is twelve times seven?"
+    clean = AudioChunk.concatenate([AudioChunk.silence(0.3, RATE), _spoken(voice, text),
+                                    AudioChunk.silence(0.3, RATE)])
+    heard = {}
+    try:
+        for name, audio in (("clean", clean), ("noisy", with_noise(clean, 10, seed=0))):
+            ran.clear()
+            for i in range(0, audio.frames, BLOCK):
+                recognizer.accept(AudioChunk(audio.samples[i:i + BLOCK], RATE))
+            heard[name] = (recognizer.finish().text, [w for w in ran if w])
+    finally:
+        recognizer.close()
+    assert normalize(heard["clean"][0]) == normalize(heard["noisy"][0]) == normalize(text)
+    assert set(heard["clean"][1]) == {PAUSE_WINDOW}, heard
+    assert set(heard["noisy"][1]) == {30.0}, heard
