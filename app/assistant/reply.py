@@ -111,6 +111,7 @@ class _Draft:
     held: HeldSpeech | None = None
     ended: bool = False
     """The generation is over: the reply is whole."""
+    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def ready(self) -> bool:
@@ -283,8 +284,11 @@ class ReplyStage:
                 and draft.messages[:-1] == messages[:-1] \
                 and same_words(draft.messages[-1].content, messages[-1].content):
             self._draft = None
-            log.debug("the draft for %r is the reply (%d pieces written ahead)",
-                      draft.heard, len(draft.written))
+            log.debug("the draft for %r is the reply (begun %.0f ms before the question, "
+                      "%d pieces written, first sentence %s)", draft.heard,
+                      (time.monotonic() - draft.started_at) * 1000, len(draft.written),
+                      "synthesized" if draft.held is not None and draft.held.synthesized
+                      else "written" if draft.sentences else "not yet written")
             return draft
         if draft is not None:
             log.debug("the question %r is not the draft's %r", turn.user_text, draft.heard)
