@@ -10,8 +10,9 @@ keeps the decode in the pause early:
 - the encoder's input is the audio padded with silence to a window shorter than
   Whisper's fixed 30 s (`WhisperOptions.window_seconds`, 10 s; the encoder's cost
   grows with its input) while the speech stands well above the noise (in noise a
-  short window made more errors, so there it stays 30 s); partials use the audio
-  plus a short pad only (`partial_window_seconds`): the pause's decode replaces them;
+  short window made more errors, so there it stays 30 s). Partials use the short
+  window too (`partial_window_seconds`): one that came after the last words needs
+  no decode in the pause;
 - no partial starts once the audio has gone quiet, so the pause's decode does not
   wait behind one;
 - decoding is capped at a few tokens per second of audio, and never generates the
@@ -173,8 +174,11 @@ class WhisperOptions:
     """Loudest against quietest chunk of the utterance (dB) from which it counts as clean:
     bench/stt.py's requests measure 18.6-24.6 dB with noise at 10 dB SNR, 28.5-34.6 at
     20 dB (30 ms chunks)."""
-    partial_window_seconds: float = 0.0
-    """The window of the partials while the person speaks."""
+    partial_window_seconds: float = 10.0
+    """The window of the partials while the person speaks. The audio plus the pad alone
+    (0) encodes a little faster but garbled them ("What is the capital. What is
+    capital. What is the capital."); with the final's window, a partial that covers
+    the whole request is the final."""
     no_repeat_ngram_size: int = 8
     """No run of this many tokens is generated twice (0: no limit). Given less than its
     30 s window, Whisper's decoder tends to say the sentence again until `max_length`,
@@ -277,6 +281,8 @@ class WhisperRecognizer(SpeechRecognizer):
         self._requested_frames = 0
         self._final_requested_frames = 0
         self._reported: _Decode | None = None
+        self._confirmed: _Decode | None = None
+        """The decode last reported as covering all the speech in a pause."""
         self._reported_text = ""
         self._loudest = 0.0
         """RMS of the loudest chunk of the utterance so far."""
@@ -457,8 +463,8 @@ class WhisperRecognizer(SpeechRecognizer):
 
     def accept(self, chunk: AudioChunk) -> Transcript | None:
         """Feed audio. A partial transcript comes back when a decode brought new text, and
-        also when the decode in a pause (or its second pass) arrives with the same text:
-        the caller then knows that text covers everything said before the pause."""
+        again once in a pause when the latest decode (or its second pass) covers all the
+        speech: the caller then knows that text is everything said before the pause."""
         chunk.expect(self.sample_rate, consumer="Whisper")
         self._samples.append(chunk.samples)
         self._frames += chunk.frames
@@ -471,8 +477,8 @@ class WhisperRecognizer(SpeechRecognizer):
         self._quiet_frames = self._quiet_frames + chunk.frames if quiet else 0
         self._collect()
         latest = self._latest
+        paused = self._quiet_frames >= PAUSE_SECONDS * self.sample_rate
         if self._pending is None:
-            paused = self._quiet_frames >= PAUSE_SECONDS * self.sample_rate
             due = (self._frames - self._requested_frames
                    >= self.options.partial_interval_seconds * self.sample_rate)
             if paused and self._final_requested_frames < self._speech_end:
@@ -482,13 +488,16 @@ class WhisperRecognizer(SpeechRecognizer):
                 self._pending = self._executor.submit(self._check, latest)
             elif due and not quiet:  # (a partial started in the quiet would delay the pause's)
                 self._pending = self._submit(self.options.partial_window_seconds)
-        if latest is None or not latest.text or latest is self._reported:
+        if latest is None or not latest.text:
+            return None
+        confirms = paused and self._covers_speech(latest) and latest is not self._confirmed
+        if latest is self._reported and not confirms:
             return None
         changed = latest.text != self._reported_text
         self._reported, self._reported_text = latest, latest.text
-        if changed or self._covers_speech(latest):
-            return Transcript(text=latest.text, is_final=False)
-        return None
+        if confirms:
+            self._confirmed = latest
+        return Transcript(text=latest.text, is_final=False) if changed or confirms else None
 
     def finish(self) -> Transcript:
         samples = self._audio()
@@ -529,6 +538,7 @@ class WhisperRecognizer(SpeechRecognizer):
         self._final_requested_frames = 0
         self._latest = None
         self._reported = None
+        self._confirmed = None
         self._reported_text = ""
         self._loudest = 0.0
         self._quietest = float("inf")

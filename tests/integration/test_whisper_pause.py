@@ -116,6 +116,32 @@ def test_no_partial_starts_in_the_quiet(whisper_tiny_dir: Path) -> None:
     assert blocks * BLOCK >= PAUSE_SECONDS * RATE > (blocks - 1) * BLOCK
 
 
+def test_a_partial_of_the_whole_request_is_the_final(whisper_tiny_dir: Path,
+                                                     voice: PiperSynthesizer) -> None:
+    """With the final's window, a partial that covered all the speech needs no decode in
+    the pause: it is reported again once the pause begins (what was said before it) and
+    finish() returns it."""
+    recognizer = WhisperRecognizer(whisper_tiny_dir, options=WhisperOptions(
+        window_seconds=PAUSE_WINDOW, partial_window_seconds=PAUSE_WINDOW))
+    started, ran = _recording(recognizer)
+    in_pause = []
+    try:
+        recognizer.accept(AudioChunk.silence(0.3, RATE))  # (the quiet room: clean speech)
+        assert recognizer.accept(_spoken(voice, "What time is it?")) is None  # one partial
+        for n in range(50):  # 1.5 s of quiet, in real time
+            partial = recognizer.accept(AudioChunk.silence(BLOCK / RATE, RATE))
+            if partial is not None:
+                in_pause.append(((n + 1) * BLOCK, partial.text))
+            time.sleep(BLOCK / RATE)
+        final = recognizer.finish()
+    finally:
+        recognizer.close()
+    assert normalize(final.text) == "what time is it"
+    assert started == [(PAUSE_WINDOW, 0)] and ran == [PAUSE_WINDOW], (started, ran)
+    assert in_pause and in_pause[-1][1] == final.text, in_pause
+    assert in_pause[-1][0] >= PAUSE_SECONDS * RATE
+
+
 @pytest.mark.slow
 def test_the_pause_transcript_is_what_was_said_before_the_pause(
         piper_voice_onnx: Path, whisper_tiny_dir: Path, voice: PiperSynthesizer) -> None:
@@ -168,7 +194,7 @@ def test_in_noise_the_final_gets_whisper_s_own_window(whisper_tiny_dir: Path,
     from bench.stt import with_noise
 
     recognizer = WhisperRecognizer(whisper_tiny_dir, options=WhisperOptions(
-        window_seconds=PAUSE_WINDOW, noisy_window_seconds=30.0))
+        window_seconds=PAUSE_WINDOW, noisy_window_seconds=30.0, partial_window_seconds=0.0))
     _, ran = _recording(recognizer)
     text = "What is twelve times seven?"
     clean = AudioChunk.concatenate([AudioChunk.silence(0.3, RATE), _spoken(voice, text),
