@@ -313,6 +313,9 @@ class FakeSkills:
             raise StageFailure("the fake skills were told to fail")
         return self.answers.get(text)
 
+    def claims(self, text: str) -> bool:
+        return text in self.answers
+
     def close(self) -> None:
         self.closed = True
 

@@ -18,8 +18,9 @@ and the voice synthesizes that sentence but holds it back (`VoiceStage.hold`). W
 the question is then asked with the same prompt (the same words: the final transcript
 may be punctuated otherwise), the draft's pieces are emitted at once, its audio is
 released to the speaker, and the same generation goes on: nothing is written twice.
-When the person goes on speaking, the question differs, a skill answers it or the turn
-is stopped, the draft is dropped unseen: no events, no history, no audio. Drafting
+No draft is begun for what a skill claims (`Skills.claims`, which does not act). When
+the person goes on speaking, the question differs, a skill answers it or the turn is
+stopped, the draft is dropped unseen: no events, no history, no audio. Drafting
 stops at the first sentence, and only pauses are drafted, never each partial
 transcript: the recognizer needs the CPU then too.
 """
@@ -74,6 +75,10 @@ class SkillAnswer:
 class Skills(Protocol):
     def answer(self, text: str) -> SkillAnswer | None:
         """The answer to `text`, or None when the engine should answer."""
+
+    def claims(self, text: str) -> bool:
+        """Whether `answer(text)` would answer, found without acting (no reply is drafted
+        for it)."""
 
     def close(self) -> None:
         """Release what the skills hold (a timer thread, a database); the assistant calls
@@ -210,7 +215,7 @@ class ReplyStage:
         if turn is None or turn.phase is not Phase.LISTENING:
             return
         heard = turn.pause_transcript
-        if heard and not trails_off(heard):
+        if heard and not trails_off(heard) and not self._skills_claim(heard):
             self._start_draft(turn, heard)
         else:
             self._prefill_heard(turn)
@@ -339,6 +344,17 @@ class ReplyStage:
         # leaves its stats complete
         pieces = engine.chat(messages, options, cancel=turn.stop_generating)
         self._stream(turn, pieces, lambda: engine.last_stats)
+
+    def _skills_claim(self, heard: str) -> bool:
+        """A skill will answer `heard`: a draft would be wasted (and its voice, busy with
+        it, would keep the skill's answer waiting)."""
+        if self.skills is None:
+            return False
+        try:
+            return self.skills.claims(heard)
+        except Exception:  # the question will meet it again, and say so
+            log.exception("the skills failed on %r", heard)
+            return True
 
     def _skill_answer(self, turn: Turn) -> SkillAnswer | None:
         if self.skills is None:

@@ -40,6 +40,9 @@ _MAX_NAME_WORDS = 4
 _TIMER_WORDS = ("timer", "timers", "计时器", "定时器", "倒计时")
 _EN_PRONOUNS = {"my": "your", "me": "you", "i": "you", "myself": "yourself", "i'm": "you're",
                 "mine": "yours"}
+_READ_ONLY_INTENTS = frozenset({"HassGetCurrentTime", "HassGetCurrentDate", "HassTimerStatus",
+                                "HearthArithmetic", "HearthConvertUnit", "HearthRepeat"})
+"""Intents whose handlers change nothing (`SkillSet.claims` may run them)."""
 
 
 class AnnouncingAssistant(Protocol):
@@ -121,6 +124,18 @@ class SkillSet:
                     self._remember(answer.text)
                 return answer
         return None
+
+    def claims(self, text: str) -> bool:
+        """Whether `answer(text)` may answer it, found without acting: the reply stage
+        drafts no reply from the language model for such a question. A handler that only
+        reads is asked (arithmetic matches any question and declines most); one that acts
+        claims every sentence it matches."""
+        for match in self.matcher.matches(text):
+            handler = self._handlers.get(match.intent)
+            if match.intent in self._actions or (handler is not None and (
+                    match.intent not in _READ_ONLY_INTENTS or handler(match) is not None)):
+                return True
+        return False
 
     def warm_up(self) -> None:
         """Match one sentence per language, so the first question does not pay for

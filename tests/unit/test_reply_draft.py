@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -22,6 +23,9 @@ from app.assistant.turn import Trigger, Turn, TurnLedger
 from app.assistant.voice import VoiceStage
 from app.config import settings_from_dict
 from app.events import Code, IntentMatched, ReplyFinished, ReplyToken, TurnMetrics
+from app.skills.intents import IntentMatcher
+from app.skills.skillset import SkillSet
+from app.skills.timers import TimerStore
 from engine.base import ChatEngine, ChatMessage, GenerationOptions
 from engine.conversation import Conversation
 from speech.audio import AudioChunk
@@ -234,18 +238,41 @@ def test_the_draft_is_dropped_when_the_person_goes_on(rig_factory: MakeRig) -> N
 
 
 def test_a_skill_answer_drops_the_draft(rig_factory: MakeRig) -> None:
-    skills = FakeSkills({"What time is it?": SkillAnswer("It is noon.", "HassGetCurrentTime",
-                                                         {})})
+    skills = FakeSkills({"What time is it now?": SkillAnswer("It is noon.",
+                                                             "HassGetCurrentTime", {})})
     rig = rig_factory(_DraftingEngine(["It is time to sleep. Good night."]), skills)
     turn = rig.listen("What time is it?")
     until(lambda: rig.synthesizer.sentences == ["It is time to sleep."])
     assert skills.asked == []  # a skill may act: it is asked only the question
-    rig.ask(turn, "What time is it?")
+    rig.ask(turn, "What time is it now?")
     rig.events.wait_count(TurnMetrics)
-    assert skills.asked == ["What time is it?"] and len(rig.events.of(IntentMatched)) == 1
+    assert skills.asked == ["What time is it now?"] and len(rig.events.of(IntentMatched)) == 1
     assert rig.tokens() == "It is noon."
     assert rig.spoken() == ["It is noon."]
     assert rig.engine.closed_early == 1 and rig.engine.open == 0
+
+
+def test_no_draft_is_begun_for_what_a_skill_claims(rig_factory: MakeRig) -> None:
+    skills = FakeSkills({"What time is it?": SkillAnswer("It is noon.", "HassGetCurrentTime",
+                                                         {})})
+    rig = rig_factory(_DraftingEngine(["It is time to sleep. Good night."]), skills)
+    turn = rig.listen("What time is it?")
+    time.sleep(0.2)
+    assert rig.engine.calls == [] and rig.synthesizer.sentences == []
+    rig.ask(turn, "What time is it?")
+    rig.events.wait_count(TurnMetrics)
+    assert skills.asked == ["What time is it?"] and rig.spoken() == ["It is noon."]
+
+
+def test_the_skills_claim_what_they_answer(tmp_path: Path) -> None:
+    skills = SkillSet(IntentMatcher(), TimerStore(tmp_path / "timers.sqlite3"))
+    try:
+        assert skills.claims("What time is it?")
+        assert skills.claims("Set a timer for ten minutes.")
+        assert not skills.claims("What is the capital of France?")
+        assert skills.store.active() == []  # claiming set no timer
+    finally:
+        skills.close()
 
 
 def test_a_cancelled_turn_leaves_no_draft_behind(rig_factory: MakeRig) -> None:
