@@ -6,9 +6,9 @@ Run: `hearth bench live [--turns 10] [--replies 50]` or `python -m bench.live_la
     commas) and the LibriVox clips of pocketsphinx-testdata, each in quiet pink noise
     (30 dB below the speech), go through the endpointer for each engine (Silero, WebRTC)
     and `end_silence_ms`; then Silero with 400 ms and a shorter `quick_end_silence_ms`
-    while the transcript so far sounds like a whole request (Whisper decodes what was
-    said before each silence, as if decodes took no time: live, the decode in the pause
-    arrives later, so this gives the most early ends, i.e. the most clipping).
+    of quiet while the transcript so far sounds like a whole request (Whisper decodes
+    what was said before each pause, as if decodes took no time: live, the decode in
+    the pause arrives later, so this gives the most early ends, i.e. the most clipping).
     Clipped: the first end of speech came more than 150 ms before the true end (the
     utterance was cut at an inner pause). Delay: the end's detection after the true end.
     Picks the default: the shortest setting that clipped nothing.
@@ -126,14 +126,14 @@ class _Transcriber:
 def _first_end(label: str, audio: AudioChunk, endpointer: Endpointer,
                transcriber: _Transcriber | None) -> Any:
     """The first SPEECH_END of `audio` fed in 30 ms blocks; with a `transcriber`, the
-    endpointer is told whether what was said before each silence sounds complete (one
-    decode as the silence begins, as the recognizer decodes once in a pause)."""
+    endpointer is told whether what was said before each pause sounds complete (one
+    decode as the quiet begins, as the recognizer decodes once in a pause)."""
     complete = False
     for i in range(0, audio.frames, 480):
         if transcriber is not None:
-            if endpointer.silence_ms == 0:
+            if endpointer.quiet_ms == 0:
                 complete = False
-            elif not complete and endpointer.silence_ms <= 32:
+            elif not complete and endpointer.quiet_ms <= 32:
                 complete = sounds_complete(transcriber.text(label, audio, i))
             endpointer.complete = complete
         for event in endpointer.process(AudioChunk(audio.samples[i:i + 480], RATE)):

@@ -7,8 +7,10 @@ and what `trim_silence` uses). Neither gates Silero: skipping its windows ruins 
 `SileroClassifier`). Speech starts after `start_speech_ms` of voiced frames and
 keeps `pre_roll_ms` of audio from before (so the first syllable is not clipped); it
 ends after `end_silence_ms` of silence or at `max_utterance_seconds`, or after only
-`quick_end_silence_ms` while the caller says what was heard is a complete request
-(`Endpointer.complete`, e.g. from the recognizer's transcript so far). `trim_silence`
+`quick_end_silence_ms` of quiet while the caller says what was heard is a complete
+request (`Endpointer.complete`, e.g. from the recognizer's transcript so far). Quiet
+there also counts windows far softer than the utterance's loudest (`QUIET_LEVEL`):
+Silero's recurrent state keeps calling the fading end of a word speech for 0.1-0.3 s. `trim_silence`
 applies the WebRTC classification to a finished push-to-talk recording.
 """
 
@@ -32,6 +34,8 @@ VAD_ENGINES = ("auto", "silero", "webrtc")
 SILERO_END_MARGIN = 0.15
 """Hysteresis: inside speech a window stays voiced down to threshold - this (Silero's own
 rule), so a soft syllable does not end the utterance."""
+QUIET_LEVEL = 0.1
+"""A window whose RMS is under this fraction of the utterance's loudest is quiet."""
 _KEEP_AFTER_SPEECH_MS = 150  # trailing silence kept on an utterance: words fade out slowly
 
 
@@ -176,6 +180,8 @@ class Endpointer:
         self._recent: collections.deque[bool] = collections.deque(maxlen=self._start_span)
         self._utterance: list[np.ndarray] = []
         self._silent_run = 0
+        self._quiet_run = 0
+        self._loudest = 0.0
         self._in_speech = False
         self._frames_seen = 0
         self.complete = False
@@ -191,6 +197,12 @@ class Endpointer:
     def silence_ms(self) -> float:
         """The silence since the speech last stopped (0 outside speech or while voiced)."""
         return self._silent_run * self.frame_ms if self._in_speech else 0.0
+
+    @property
+    def quiet_ms(self) -> float:
+        """The quiet since the speech last stopped: silence, or windows under `QUIET_LEVEL`
+        of the loudest (at least `silence_ms`; what `quick_end_silence_ms` counts)."""
+        return self._quiet_run * self.frame_ms if self._in_speech else 0.0
 
     def process(self, chunk: AudioChunk) -> list[VadEvent]:
         chunk.expect(self.sample_rate, consumer="the endpointer")
@@ -223,16 +235,21 @@ class Endpointer:
                             speech_seconds=began)
         self._utterance.append(frame)
         self._silent_run = 0 if voiced else self._silent_run + 1
+        rms = _rms(frame)
+        self._loudest = max(self._loudest, rms)
+        quiet = not voiced or rms < QUIET_LEVEL * self._loudest
+        self._quiet_run = self._quiet_run + 1 if quiet else 0
         truncated = len(self._utterance) >= self._max_frames
-        needed = self._quick_frames if self.complete else self._end_frames
-        if self._silent_run < needed and not truncated:
+        run, needed = ((self._quiet_run, self._quick_frames) if self.complete
+                       else (self._silent_run, self._end_frames))
+        if run < needed and not truncated:
             return None
-        drop = max(0, self._silent_run - self._keep_after)
+        drop = max(0, run - self._keep_after)
         if drop:
             del self._utterance[-drop:]
         event = VadEvent(VadEventKind.SPEECH_END, self._seconds(), self._joined(),
-                         truncated=truncated and self._silent_run < needed,
-                         speech_seconds=self._seconds(self._frames_seen - self._silent_run))
+                         truncated=truncated and run < needed,
+                         speech_seconds=self._seconds(self._frames_seen - run))
         self._in_speech = False
         self._utterance = []
         self._recent.clear()

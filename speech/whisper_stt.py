@@ -49,6 +49,7 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -74,6 +75,8 @@ finished, and that decode is then the final, ready before the endpointer decides
 _PUNCTUATION = ".,;:!?\"()"
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 _NON_WORD = re.compile(r"[^\w ]+")
+REPEAT_SIMILARITY = 0.8
+"""Word-sequence similarity (difflib's ratio) from which a sentence repeats an earlier one."""
 SILENCE_RMS = 120.0
 """Frame RMS (16-bit units) under which audio counts as silence whatever the level."""
 
@@ -129,19 +132,24 @@ def frame_rms(samples: np.ndarray, sample_rate: int, frame_seconds: float = 0.02
 
 
 def without_repeats(text: str) -> str:
-    """`text` without sentences that only say the one before them again, nor a last one
-    that starts it again and stops short (Whisper's decoder, given an encoder window
-    shorter than its 30 s, often says the whole sentence twice or more: "What time is
-    it? What time is it?")."""
-    kept: list[tuple[str, str]] = []
-    sentences = _SENTENCE_END.split(text.strip())
-    for i, sentence in enumerate(sentences):
-        key = " ".join(_NON_WORD.sub(" ", sentence.lower()).split())
-        if kept and (key == kept[-1][1] or (i == len(sentences) - 1
-                                            and kept[-1][1].startswith(key))):
-            continue
-        kept.append((sentence, key))
-    return " ".join(sentence for sentence, _ in kept)
+    """`text` without the sentences that say an earlier one again (the same words, or
+    nearly: `REPEAT_SIMILARITY`; "What time is it? What day is it?" stays), nor an
+    unfinished last one that starts like an earlier one. Given an encoder window
+    shorter than its 30 s, Whisper's decoder often says the sentence twice or more, up
+    to its token limit ("What time is it? What time is it?"; live: "Tell me, what is
+    the weather like today? Tell me, what is the weather light today? Tell me, tell
+    me, tell me")."""
+    said: list[list[str]] = []
+    pieces = _SENTENCE_END.split(text.strip())
+    out = []
+    for i, sentence in enumerate(pieces):
+        words = _NON_WORD.sub(" ", sentence.lower()).split()
+        unfinished = i == len(pieces) - 1 and not sentence.rstrip().endswith((".", "?", "!"))
+        if not any(SequenceMatcher(None, words, earlier).ratio() >= REPEAT_SIMILARITY
+                   or (unfinished and words[:2] == earlier[:2]) for earlier in said):
+            out.append(sentence)
+        said.append(words)
+    return " ".join(out)
 
 
 @dataclass(frozen=True)

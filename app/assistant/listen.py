@@ -46,8 +46,9 @@ from speech.wake import SelfTriggerGuard, WakeWordDetector
 log = logging.getLogger(__name__)
 
 FRESH_SECONDS = 0.12
-"""A partial transcript this long before a silence still counts as what was said before it
-(Silero's silence starts 0.1-0.2 s after the words end)."""
+"""A partial transcript this long before the VAD's silence still counts as what was said
+before it (Silero's silence starts 0.1-0.3 s after the words end; the endpointer's quiet,
+`Endpointer.quiet_ms`, sooner)."""
 
 class ListenStage:
     """Capture and listen loops. `start_turn(trigger, at)` begins a spoken turn (None
@@ -246,8 +247,9 @@ class ListenStage:
             # request that already sounds whole ends after less silence, and the reply
             # may be drafted from it
             vad = self._vad()
-            silence_began = turn.listened_seconds - vad.silence_ms / 1000
-            fresh = vad.silence_ms > 0 and self._partial_at >= silence_began - FRESH_SECONDS
+            pause_began = turn.listened_seconds - max(vad.quiet_ms / 1000,
+                                                      vad.silence_ms / 1000 + FRESH_SECONDS)
+            fresh = vad.quiet_ms > 0 and self._partial_at >= pause_began
             turn.pause_transcript = turn.last_partial if fresh else ""
             vad.complete = fresh and sounds_complete(turn.last_partial)
             ended = any(e.kind == VadEventKind.SPEECH_END for e in vad.process(chunk))

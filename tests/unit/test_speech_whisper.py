@@ -44,9 +44,15 @@ def test_a_sentence_said_again_is_dropped() -> None:
     assert without_repeats("What is 2 plus 2? What is 2 plus 2? What is 2") \
         == "What is 2 plus 2?"
     assert without_repeats("Set a timer. set a timer!") == "Set a timer."
+    # nearly the same, and an unfinished restart (heard live)
+    assert without_repeats("Tell me, what is the weather like today? Tell me, what is the "
+                           "weather light today? Tell me, tell me, tell me") \
+        == "Tell me, what is the weather like today?"
     # different sentences, and repeats inside one, stay
     assert without_repeats("What time is it? What day is it?") \
         == "What time is it? What day is it?"
+    assert without_repeats("Turn on the light. Turn off the radio.") \
+        == "Turn on the light. Turn off the radio."
     assert without_repeats("Very, very good.") == "Very, very good."
     assert without_repeats("") == ""
 
