@@ -31,6 +31,11 @@ import numpy as np
 
 MAX_SLOT_WORDS = 6
 """The most words of a transcript one slot value is matched against."""
+MERGE_WEIGHT = 2.0
+"""One template word may match two heard words run together (a recognizer splits a word
+it did not know: "multip line" for "multiply"), at their letters' edit distance times
+this: the cost of two words, so that a merge is never cheaper than dropping a heard
+word ("louder please" is not "louder" at 0.5)."""
 
 ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
          "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
@@ -273,6 +278,11 @@ class _Costs:
         words = sorted({t for tpl in grammar.templates for t in tpl if not _is_slot(t)})
         matrix = cdist(words, heard, scorer=Levenshtein.normalized_distance, workers=1)
         self._word_cost = {w: matrix[i] for i, w in enumerate(words)}
+        # two heard words heard[j-1], heard[j] run together, for one template word
+        pairs = [heard[j] + heard[j + 1] for j in range(n - 1)]
+        merged = cdist(words, pairs, scorer=Levenshtein.normalized_distance, workers=1) \
+            if pairs else np.zeros((len(words), 0))
+        self._merge_cost = {w: MERGE_WEIGHT * merged[i] for i, w in enumerate(words)}
         # spans of the transcript a slot value may stand for: heard[a:b]
         self._spans = [(a, a + length) for a in range(n)
                        for length in range(1, MAX_SLOT_WORDS + 1) if a + length <= n]
@@ -306,6 +316,7 @@ class _Costs:
             new = np.empty_like(column)
             new[0] = column[0] + 1.0
             new[1:] = np.minimum(column[:-1] + sub, column[1:] + 1.0)
+            new[2:] = np.minimum(new[2:], column[:-2] + self._merge_cost[token])
         # heard words the template does not have: new[j] <= new[i] + (j - i)
         return np.minimum.accumulate(new - self._steps) + self._steps
 
@@ -329,6 +340,9 @@ class _Costs:
                     if j > 0:
                         options.append((previous[j - 1] + float(self._word_cost[token][j - 1]),
                                         (1, j - 1)))
+                    if j > 1:
+                        options.append((previous[j - 2] + float(self._merge_cost[token][j - 2]),
+                                        (1, j - 2)))
                 if j > 0:
                     options.append((row[j - 1] + 1.0, (0, j - 1)))
                 best_cost, best_step = min(options, key=lambda o: o[0])

@@ -47,6 +47,19 @@ def test_misheard_skill_requests_have_the_request_among_the_nearest(
         assert meant in texts, (heard, texts)
 
 
+def test_two_heard_words_may_stand_for_one_template_word(grammar: SentenceGrammar) -> None:
+    # Whisper (10 dB, bench/stt.py) split words it did not know; without the merge the
+    # number slot took "line 9" for "ninety nine" and the right sentence was not in the 24
+    best = grammar.nearest("Multip line 9 by 6.", k=4)
+    assert best[0].text == "multiply nine by six", best
+    texts = [c.text for c in grammar.nearest("Can birth three feet to meters.", k=20)]
+    assert "convert three feet to meters" in texts, texts
+    # ...but a merge costs what two words do: a dropped "please" is a whole word
+    small = SentenceGrammar.from_sentences(["louder", "louder please"], {})
+    assert [(c.text, c.distance) for c in small.nearest("louder please", k=2)] == \
+        [("louder please", 0.0), ("louder", 1.0)]
+
+
 def test_an_open_question_has_no_skill_sentence_near_it(grammar: SentenceGrammar) -> None:
     assert grammar.nearest("Who wrote Romeo and Juliet?", k=8, max_distance=2.5) == []
     assert grammar.nearest("", k=8) == []
