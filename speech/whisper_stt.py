@@ -191,8 +191,9 @@ class WhisperOptions:
     """No run of this many tokens is generated twice (0: no limit). Given less than its
     30 s window, Whisper's decoder tends to say the sentence again until `max_length`,
     which costs decode time; the prompt does not count."""
-    second_pass_candidates: int = 16
-    """Sentences of the skill grammar scored against the audio in the second pass."""
+    second_pass_candidates: int = 20
+    """Sentences of the skill grammar scored against the audio in the second pass (16 -> 20:
+    one more request right at 10 dB and at 5 dB in bench/stt.py, none lost)."""
     second_pass_margin: float = 7.0
     """How much lower (natural log) a grammar sentence's probability may be than the
     transcript's and still replace it, after the penalties below (calibrated on
