@@ -50,6 +50,8 @@ CACHE = Path(os.environ.get("HEARTH_STT_BENCH_CACHE", "/tmp/hearth-stt-requests"
 BLOCK = 480
 """30 ms at 16 kHz, what the microphone delivers."""
 SNRS_DB = (20, 10, 5)
+NOISE_LEAD_SECONDS = 1.0
+"""Noise fed to a noise suppressor before each noisy request (`--denoise`)."""
 TARGETS = {"librivox_wer": 0.12, "requests_10db_wer": 0.10, "requests_10db_exact": 0.85,
            "stt_final_ms": 250.0}
 
@@ -155,6 +157,10 @@ class Utterance:
     reference: str
     audio: AudioChunk
     voice: str = ""
+    snr_db: float | None = None
+    """The noise mixed in (None: as recorded)."""
+    seed: int = 0
+    """The noise's seed."""
 
 
 def librivox_clips(folder: Path = LIBRIVOX) -> list[Utterance]:
@@ -329,16 +335,68 @@ def pink_noise(frames: int, seed: int) -> np.ndarray:
     return noise / (np.sqrt(np.mean(noise ** 2)) or 1.0)
 
 
-def with_noise(audio: AudioChunk, snr_db: float, seed: int) -> AudioChunk:
-    """`audio` plus pink noise at `snr_db` below the speech's power (measured over the
-    frames louder than -40 dB of the peak, so pauses do not dilute it)."""
+def _noise_scale(audio: AudioChunk, snr_db: float) -> float:
+    """RMS of noise `snr_db` below the speech's power (measured over the frames louder
+    than -40 dB of the peak, so pauses do not dilute it)."""
     samples = audio.samples.astype(np.float64)
     frames = samples[: len(samples) // 320 * 320].reshape(-1, 320)
     power = (frames ** 2).mean(axis=1)
     speech_power = power[power > power.max() * 1e-4].mean()
-    noise = pink_noise(len(samples), seed) * np.sqrt(speech_power / 10 ** (snr_db / 10))
-    mixed = np.clip(np.round(samples + noise), -32768, 32767).astype(np.int16)
-    return AudioChunk(mixed, audio.sample_rate)
+    return float(np.sqrt(speech_power / 10 ** (snr_db / 10)))
+
+
+def with_noise(audio: AudioChunk, snr_db: float, seed: int) -> AudioChunk:
+    """`audio` plus pink noise at `snr_db` below the speech's power."""
+    noise = pink_noise(audio.frames, seed) * _noise_scale(audio, snr_db)
+    mixed = np.clip(np.round(audio.samples.astype(np.float64) + noise), -32768, 32767)
+    return AudioChunk(mixed.astype(np.int16), audio.sample_rate)
+
+
+def noise_lead(audio: AudioChunk, snr_db: float | None, seed: int,
+               seconds: float = NOISE_LEAD_SECONDS) -> AudioChunk:
+    """The noise (other samples, same level) that a live microphone heard before
+    `audio`: a noise suppressor learns the room from it (silence for clean audio)."""
+    frames = int(seconds * audio.sample_rate)
+    if snr_db is None:
+        return AudioChunk.silence(seconds, audio.sample_rate)
+    noise = pink_noise(frames, seed + 100_000) * _noise_scale(audio, snr_db)
+    return AudioChunk(np.clip(np.round(noise), -32768, 32767).astype(np.int16),
+                      audio.sample_rate)
+
+
+class NoiseSuppression:
+    """WebRTC noise suppression (the `webrtc-noise-gain` wheel, as Home Assistant's voice
+    pipeline uses it) at `level` 1-4, in front of the recognizer: 16 kHz int16 in 10 ms
+    frames, a partial frame held for the next block. Measured, not used by Hearth (see
+    README: it lowered WER but not the exact-sentence rate)."""
+
+    FRAME = 160
+
+    def __init__(self, level: int) -> None:
+        from webrtc_noise_gain import AudioProcessor
+
+        self._processor = AudioProcessor(0, level)
+        self._held = np.zeros(0, dtype=np.int16)
+
+    @classmethod
+    def create(cls, spec: str) -> NoiseSuppression | None:
+        """'webrtc-N' (level N), or None for ''/'off'."""
+        if spec in ("", "off"):
+            return None
+        name, _, level = spec.partition("-")
+        if name != "webrtc" or level not in ("1", "2", "3", "4"):
+            raise SystemExit(f"unknown noise suppression {spec!r} (webrtc-1 .. webrtc-4)")
+        return cls(int(level))
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        held = np.concatenate([self._held, samples.astype(np.int16)])
+        whole = len(held) // self.FRAME * self.FRAME
+        self._held = held[whole:]
+        data = held[:whole].tobytes()
+        size = 2 * self.FRAME
+        out = b"".join(self._processor.Process10ms(data[i:i + size]).audio
+                       for i in range(0, len(data), size))
+        return np.frombuffer(out, dtype=np.int16).copy()
 
 
 # ------------------------------------------------------------------ scoring
@@ -357,6 +415,8 @@ class Score:
     cpu_seconds: float = 0.0
     by_voice: dict[str, list[int]] = field(default_factory=dict)
     """voice -> [word errors, words, exact sentences, sentences]."""
+    by_kind: dict[str, list[int]] = field(default_factory=dict)
+    """'open questions' or 'skill requests' -> the same."""
     second_pass: dict[str, int] = field(default_factory=dict)
     """Whisper's second pass: transcripts it replaced, of which it made right ("fixed"),
     made wrong ("broke"), and that were open questions or LibriVox ("general")."""
@@ -369,20 +429,32 @@ class Score:
                 "rtf": round(self.wall_seconds / max(1e-9, self.audio_seconds), 3),
                 "rtf_cpu": round(self.cpu_seconds / max(1e-9, self.audio_seconds), 3),
                 "by_voice": {voice: {"wer": round(e / max(1, w), 3), "exact": f"{x}/{n}"}
-                             for voice, (e, w, x, n) in self.by_voice.items()}}
+                             for voice, (e, w, x, n) in self.by_voice.items()},
+                "by_kind": {kind: {"wer": round(e / max(1, w), 3), "exact": f"{x}/{n}"}
+                            for kind, (e, w, x, n) in self.by_kind.items()}}
 
 
-def transcribe(recognizer: Any, audio: AudioChunk) -> str:
-    """Feed `audio` in 30 ms blocks as fast as the recognizer takes them; the final text."""
+def transcribe(recognizer: Any, audio: AudioChunk,
+               suppressor: NoiseSuppression | None = None,
+               lead: AudioChunk | None = None) -> str:
+    """Feed `audio` in 30 ms blocks as fast as the recognizer takes them; the final text.
+    With a `suppressor`, the audio goes through it first, after `lead` (the noise before
+    the request, whose cleaned output is dropped)."""
+    if suppressor is not None and lead is not None:
+        suppressor.process(lead.samples)
     for i in range(0, audio.frames, BLOCK):
-        recognizer.accept(AudioChunk(audio.samples[i:i + BLOCK].copy(), audio.sample_rate))
+        block = audio.samples[i:i + BLOCK].copy()
+        if suppressor is not None:
+            block = suppressor.process(block)
+        recognizer.accept(AudioChunk(block, audio.sample_rate))
     return str(recognizer.finish().text)
 
 
 def score(recognizer: Any, utterances: Sequence[Utterance],
-          misheard: list[dict[str, str]] | None = None) -> Score:
+          misheard: list[dict[str, str]] | None = None, denoise: str = "") -> Score:
     """WER, exact-sentence count and time of `recognizer` on `utterances`; each
-    misrecognized one is appended to `misheard`."""
+    misrecognized one is appended to `misheard`. `denoise`: a `NoiseSuppression` spec,
+    a fresh suppressor per utterance, fed its noise lead."""
     total = Score()
     checks = getattr(recognizer, "skill_sentences", None) is not None
     if checks:
@@ -390,8 +462,11 @@ def score(recognizer: Any, utterances: Sequence[Utterance],
     for utterance in utterances:
         if checks:
             recognizer.last_second_pass = None
+        suppressor = NoiseSuppression.create(denoise)
+        lead = noise_lead(utterance.audio, utterance.snr_db, utterance.seed) \
+            if suppressor is not None else None
         wall, cpu = time.perf_counter(), time.process_time()
-        heard = transcribe(recognizer, utterance.audio)
+        heard = transcribe(recognizer, utterance.audio, suppressor, lead)
         total.wall_seconds += time.perf_counter() - wall
         total.cpu_seconds += time.process_time() - cpu
         reference, hypothesis = normalize(utterance.reference), normalize(heard)
@@ -403,8 +478,12 @@ def score(recognizer: Any, utterances: Sequence[Utterance],
         total.audio_seconds += utterance.audio.seconds
         if utterance.voice:
             tally = total.by_voice.setdefault(utterance.voice, [0, 0, 0, 0])
+            kind = ("open questions" if utterance.reference in GENERAL_QUESTIONS
+                    else "skill requests")
+            kinds = total.by_kind.setdefault(kind, [0, 0, 0, 0])
             for k, add in enumerate((errors, len(reference.split()), errors == 0, 1)):
                 tally[k] += add
+                kinds[k] += add
         if errors and misheard is not None:
             misheard.append({"said": utterance.reference, "heard": heard,
                              "voice": utterance.voice, "name": utterance.name})
@@ -489,8 +568,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     requests = request_set(step=22 if quick else 1)
     if quick:
         librivox = librivox[:2]
-    noisy = {snr: [Utterance(u.name, u.reference, with_noise(u.audio, snr, seed=i), u.voice)
-                   for i, u in enumerate(requests)] for snr in SNRS_DB}
+    noisy = noisy_sets(requests, SNRS_DB)
     results: dict[str, Any] = {
         "machine": platform.platform(), "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -517,6 +595,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         results["recognizers"][label] = row
         print(f"{label}: done", flush=True)
     return results
+
+
+def noisy_sets(requests: Sequence[Utterance], snrs: Sequence[float]
+               ) -> dict[float, list[Utterance]]:
+    """snr -> the requests with pink noise mixed in at that SNR (seeded per request)."""
+    return {snr: [Utterance(u.name, u.reference, with_noise(u.audio, snr, seed=i), u.voice,
+                            snr, i) for i, u in enumerate(requests)] for snr in snrs}
 
 
 def final_latency(recognizer: Any, requests: Sequence[Utterance], quick: bool
@@ -605,12 +690,107 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ one configuration
+
+SET_NAMES = ("clean", "20", "10", "5", "librivox")
+
+
+def whisper_options(pairs: Sequence[str]) -> Any:
+    """`WhisperOptions` with NAME=VALUE overrides (each converted to its field's type)."""
+    from dataclasses import replace
+
+    from speech.whisper_stt import WhisperOptions
+
+    base = WhisperOptions()
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if not hasattr(base, name):
+            raise SystemExit(f"WhisperOptions has no field {name!r}")
+        changes[name] = type(getattr(base, name))(value)
+    return replace(base, **changes)
+
+
+def run_sets(sets: Sequence[str], variant: str = "pass", model_id: str = "whisper-tiny.en",
+             options: Sequence[str] = (), denoise: str = "", label: str = "") -> dict[str, Any]:
+    """Whisper in one configuration on some of the sets only (a quick way to compare
+    settings): `variant` 'pass' (bias and second pass, as Hearth runs it), 'bias' or
+    'plain'; `options` WhisperOptions overrides; `denoise` a `NoiseSuppression` spec."""
+    from app.models.store import ModelStore
+    from app.skills import bias_phrases
+    from app.skills.recognizer_grammar import recognizer_grammar
+    from speech.whisper_stt import WhisperRecognizer
+
+    requests = request_set()
+    snrs = [float(s) for s in sets if s not in ("clean", "librivox")]
+    noisy = noisy_sets(requests, snrs)
+    recognizer = WhisperRecognizer(
+        ModelStore().path(model_id), options=whisper_options(options),
+        bias_phrases=bias_phrases("en") if variant != "plain" else (),
+        skill_sentences=recognizer_grammar("en") if variant == "pass" else None)
+    label = label or " ".join([model_id, variant, *options, *([denoise] if denoise else [])])
+    row: dict[str, Any] = {"load_average": [round(x, 2) for x in os.getloadavg()]}
+    for name in sets:
+        utterances = (librivox_clips() if name == "librivox" else requests
+                      if name == "clean" else noisy[float(name)])
+        row[name] = score(recognizer, utterances, denoise=denoise).summary()
+        print(f"{label} {name}: WER {row[name]['wer']:.3f} exact {row[name]['exact']:.0%} "
+              f"{row[name].get('by_kind', '')} rtf {row[name]['rtf']:.3f}", flush=True)
+    recognizer.close()
+    return {label: row}
+
+
+def sets_markdown(rows: dict[str, Any]) -> str:
+    """The table of every configuration `run_sets` measured (kept in stt-sets.json)."""
+    lines = ["# Speech recognition: configurations compared", "",
+             "`python -m bench.stt --sets ...` (bench/stt.py): WER / exact-sentence rate on "
+             "the spoken requests (open questions and skill requests apart), RTF wall / CPU "
+             "over the 10 dB set (or the first set measured).", "",
+             "| configuration | set | WER | exact | open questions WER, exact | skill "
+             "requests WER, exact | RTF | load |", "|---|---|---|---|---|---|---|---|"]
+    for label, row in rows.items():
+        for name in SET_NAMES:
+            if name not in row:
+                continue
+            cell = row[name]
+            kinds = cell.get("by_kind", {})
+            kind = [f"{kinds[k]['wer']:.3f}, {kinds[k]['exact']}" if k in kinds else "-"
+                    for k in ("open questions", "skill requests")]
+            lines.append(f"| {label} | {name} | {cell['wer']:.3f} | {cell['exact']:.0%} | "
+                         f"{kind[0]} | {kind[1]} | {cell['rtf']:.3f} / {cell['rtf_cpu']:.3f}"
+                         f" | {row['load_average'][0]} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="the default recognizer on a few utterances per set (a check)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
+    parser.add_argument("--sets", default="",
+                        help="only these sets, comma-separated (clean, 20, 10, 5, librivox), "
+                        "with one Whisper configuration; the row is added to stt-sets.json/md")
+    parser.add_argument("--variant", choices=("pass", "bias", "plain"), default="pass",
+                        help="with --sets: bias and second pass, bias alone, or neither")
+    parser.add_argument("--model", default="whisper-tiny.en", help="with --sets: model id")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="with --sets: a WhisperOptions field (repeatable)")
+    parser.add_argument("--denoise", default="",
+                        help="with --sets: WebRTC noise suppression first (webrtc-1..4)")
+    parser.add_argument("--label", default="", help="with --sets: the row's name")
     args = parser.parse_args(argv)
+    if args.sets:
+        sets = [s.strip().removesuffix("db") for s in args.sets.split(",") if s.strip()]
+        if unknown := [s for s in sets if s not in SET_NAMES]:
+            parser.error(f"unknown sets {unknown}; choose from {', '.join(SET_NAMES)}")
+        args.out.mkdir(parents=True, exist_ok=True)
+        store = args.out / "stt-sets.json"
+        rows = json.loads(store.read_text()) if store.exists() else {}
+        rows.update(run_sets(sets, args.variant, args.model, args.option, args.denoise,
+                             args.label))
+        store.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
+        (args.out / "stt-sets.md").write_text(sets_markdown(rows))
+        return 0
     results = run(quick=args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "stt-quick" if args.quick else "stt"
