@@ -373,8 +373,11 @@ class NoiseSuppression:
     FRAME = 160
 
     def __init__(self, level: int) -> None:
-        from webrtc_noise_gain import AudioProcessor
-
+        try:
+            from webrtc_noise_gain import AudioProcessor
+        except ImportError:
+            raise SystemExit("--denoise needs webrtc-noise-gain: "
+                             ".venv/bin/pip install webrtc-noise-gain==1.3.0") from None
         self._processor = AudioProcessor(0, level)
         self._held = np.zeros(0, dtype=np.int16)
 
