@@ -473,7 +473,8 @@ class WhisperRecognizer(SpeechRecognizer):
     def accept(self, chunk: AudioChunk) -> Transcript | None:
         """Feed audio. A partial transcript comes back when a decode brought new text, and
         again once in a pause when the latest decode (or its second pass) covers all the
-        speech: the caller then knows that text is everything said before the pause."""
+        speech; on quiet audio only such a decode comes back. So a transcript that
+        arrives in a pause is everything said before it."""
         chunk.expect(self.sample_rate, consumer="Whisper")
         self._samples.append(chunk.samples)
         self._frames += chunk.frames
@@ -497,8 +498,8 @@ class WhisperRecognizer(SpeechRecognizer):
                 self._pending = self._executor.submit(self._check, latest)
             elif due and not quiet:  # (a partial started in the quiet would delay the pause's)
                 self._pending = self._submit(self.options.partial_window_seconds)
-        if latest is None or not latest.text:
-            return None
+        if latest is None or not latest.text or (quiet and not self._covers_speech(latest)):
+            return None  # (in the quiet, only a decode of all the speech is news)
         confirms = paused and self._covers_speech(latest) and latest is not self._confirmed
         if latest is self._reported and not confirms:
             return None

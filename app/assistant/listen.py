@@ -45,10 +45,6 @@ from speech.wake import SelfTriggerGuard, WakeWordDetector
 
 log = logging.getLogger(__name__)
 
-FRESH_SECONDS = 0.12
-"""A partial transcript this long before the VAD's silence still counts as what was said
-before it (Silero's silence starts 0.1-0.3 s after the words end; the endpointer's quiet,
-`Endpointer.quiet_ms`, sooner)."""
 
 class ListenStage:
     """Capture and listen loops. `start_turn(trigger, at)` begins a spoken turn (None
@@ -242,13 +238,12 @@ class ListenStage:
                 self._emit(PartialTranscript(partial.text, turn_id=turn.turn_id))
         turn.listened_seconds += chunk.seconds
         if endpoint and turn.trigger.endpointed:
-            # what was heard counts as all that was said before this silence if it came in
-            # the silence (or just before it): an older partial misses later words. Then a
-            # request that already sounds whole ends after less silence, and the reply
-            # may be drafted from it
+            # what was heard counts as all that was said before this pause if it came in
+            # the pause (the endpointer's quiet, which starts with the words' end): an older
+            # partial misses later words. Then a request that already sounds whole ends
+            # after less quiet, and the reply may be drafted from it
             vad = self._vad()
-            pause_began = turn.listened_seconds - max(vad.quiet_ms / 1000,
-                                                      vad.silence_ms / 1000 + FRESH_SECONDS)
+            pause_began = turn.listened_seconds - vad.quiet_ms / 1000
             fresh = vad.quiet_ms > 0 and self._partial_at >= pause_began
             turn.pause_transcript = turn.last_partial if fresh else ""
             vad.complete = fresh and sounds_complete(turn.last_partial)
