@@ -22,14 +22,32 @@ from app.assistant.stage import Stage
 from app.assistant.turn import Trigger, Turn, TurnLedger
 from app.assistant.voice import VoiceStage
 from app.config import settings_from_dict
-from app.events import Code, IntentMatched, ReplyFinished, ReplyToken, TurnMetrics
+from app.events import (
+    Code,
+    FinalTranscript,
+    IntentMatched,
+    ReplyFinished,
+    ReplyToken,
+    TurnMetrics,
+)
 from app.skills.intents import IntentMatcher
 from app.skills.skillset import SkillSet
 from app.skills.timers import TimerStore
 from engine.base import ChatEngine, ChatMessage, GenerationOptions
 from engine.conversation import Conversation
 from speech.audio import AudioChunk
-from tests.fakes import RATE, EventLog, FakeEngine, FakeSkills, FakeSpeaker, FakeSynthesizer
+from tests.fakes import (
+    RATE,
+    EventLog,
+    FakeEngine,
+    FakeRecognizer,
+    FakeSkills,
+    FakeSpeaker,
+    FakeSynthesizer,
+    Stages,
+    fake_settings,
+    run_pipeline,
+)
 
 QUESTION = "What is the capital of France?"
 REPLY = "Paris is the capital of France. It is on the Seine."
@@ -47,6 +65,7 @@ class _DraftingEngine(FakeEngine):
         self.open = 0
         self.closed_early = 0
         self.overlaps = 0
+        self.first_written_at = 0.0
         self._lock = threading.Lock()
 
     def prefill(self, messages: Sequence[ChatMessage]) -> int:
@@ -67,6 +86,7 @@ class _DraftingEngine(FakeEngine):
         try:
             for piece in inner:
                 self.written.append((len(self.calls), piece))
+                self.first_written_at = self.first_written_at or time.monotonic()
                 yield piece
             finished = True
         finally:
@@ -325,3 +345,20 @@ def test_a_draft_answers_the_same_words_punctuated_otherwise(rig_factory: MakeRi
     rig.ask(turn, QUESTION.lower().rstrip("?") + ".")
     rig.events.wait_count(TurnMetrics)
     assert len(rig.engine.calls) == 1 and rig.tokens() == REPLY
+
+
+def test_a_hands_free_question_is_answered_by_its_draft() -> None:
+    """The whole pipeline with fakes: the listen stage's pause transcript starts the draft
+    in the silence that ends the question, and the question continues it."""
+    engine = _DraftingEngine(["It is noon. Have a nice day."])
+    stages = Stages(engine=engine, recognizer=FakeRecognizer(("What time is it?",)))
+    silence_in_real_time = [("pause", 0.03), ("sleep", 0.03)] * 40
+    events = run_pipeline([("pause", 0.3), ("say", 0.6), *silence_in_real_time,
+                           ("wait", TurnMetrics)],
+                          stages, fake_settings(assistant={"trigger": "hands-free"}))
+    [final] = [e for e in events if isinstance(e, FinalTranscript)]
+    assert final.text == "What time is it?"
+    assert 0 < engine.first_written_at < final.timestamp  # written in the pause
+    assert len(engine.calls) == 1 and engine.overlaps == 0
+    assert "".join(e.text for e in events if isinstance(e, ReplyToken)) == \
+        "It is noon. Have a nice day."
