@@ -77,7 +77,7 @@ class Skills(Protocol):
         """The answer to `text`, or None when the engine should answer."""
 
     def claims(self, text: str) -> bool:
-        """Whether `answer(text)` would answer, found without acting (no reply is drafted
+        """Whether `answer(text)` may answer, found without acting (no reply is drafted
         for it)."""
 
     def close(self) -> None:
@@ -105,7 +105,7 @@ class _Draft:
     heard: str
     """The pause transcript it answers."""
     messages: list[ChatMessage]
-    """Its prompt: the question's must be the same for the draft to be used."""
+    """Its prompt: the question's must be the same (but for punctuation) to use it."""
     cancel: _DraftCancel
     pieces: Iterator[str]
     """The engine's generation, paused after the first sentence."""
