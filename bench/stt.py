@@ -715,16 +715,18 @@ def whisper_options(pairs: Sequence[str]) -> Any:
 
 
 def run_sets(sets: Sequence[str], variant: str = "pass", model_id: str = "whisper-tiny.en",
-             options: Sequence[str] = (), denoise: str = "", label: str = "") -> dict[str, Any]:
+             options: Sequence[str] = (), denoise: str = "", label: str = "",
+             step: int = 1) -> dict[str, Any]:
     """Whisper in one configuration on some of the sets only (a quick way to compare
     settings): `variant` 'pass' (bias and second pass, as Hearth runs it), 'bias' or
-    'plain'; `options` WhisperOptions overrides; `denoise` a `NoiseSuppression` spec."""
+    'plain'; `options` WhisperOptions overrides; `denoise` a `NoiseSuppression` spec;
+    every `step`-th request only."""
     from app.models.store import ModelStore
     from app.skills import bias_phrases
     from app.skills.recognizer_grammar import recognizer_grammar
     from speech.whisper_stt import WhisperRecognizer
 
-    requests = request_set()
+    requests = request_set(step=step)
     snrs = [float(s) for s in sets if s not in ("clean", "librivox")]
     noisy = noisy_sets(requests, snrs)
     recognizer = WhisperRecognizer(
@@ -781,6 +783,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--denoise", default="",
                         help="with --sets: WebRTC noise suppression first (webrtc-1..4)")
     parser.add_argument("--label", default="", help="with --sets: the row's name")
+    parser.add_argument("--step", type=int, default=1,
+                        help="with --sets: every STEP-th request only")
     args = parser.parse_args(argv)
     if args.sets:
         sets = [s.strip().removesuffix("db") for s in args.sets.split(",") if s.strip()]
@@ -790,7 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = args.out / "stt-sets.json"
         rows = json.loads(store.read_text()) if store.exists() else {}
         rows.update(run_sets(sets, args.variant, args.model, args.option, args.denoise,
-                             args.label))
+                             args.label, args.step))
         store.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
         (args.out / "stt-sets.md").write_text(sets_markdown(rows))
         return 0
