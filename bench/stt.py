@@ -22,6 +22,11 @@ with push-to-talk released at the end of the recording (no silence added; the
 recordings end with 0.25 s of silence plus what the voice itself leaves).
 
 Writes bench/results/stt.json and bench/results/stt.md and prints the table.
+
+`--sets clean,10` measures one Whisper configuration on those sets only, a quicker way
+to compare settings (`--variant`, `--option NAME=VALUE` for `WhisperOptions`, `--denoise
+webrtc-N` for WebRTC noise suppression in front), with open questions and skill
+requests scored apart; each row is kept in bench/results/stt-sets.json and .md.
 """
 
 from __future__ import annotations
