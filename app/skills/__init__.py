@@ -32,6 +32,8 @@ _TITLES = {
     "HearthSetReminder": "Reminders", "HearthArithmetic": "Calculator",
     "HearthConvertUnit": "Units", "HassSetVolume": "Volume", "HassSetVolumeRelative": "Volume",
     "HearthRepeat": "Repeat", "HearthStop": "Stop", "HassNevermind": "Stop",
+    "HearthDayDate": "Calendar", "HearthMonthDays": "Calendar", "HearthYearMonth": "Calendar",
+    "HearthDaysUntil": "Calendar", "HearthPartOfDay": "Clock",
 }
 
 _BIAS = {

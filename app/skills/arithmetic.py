@@ -1,4 +1,5 @@
-"""Arithmetic said aloud: "two plus two", "15 percent of 80", "144的平方根", "三乘以四".
+"""Arithmetic said aloud: "two plus two", "15 percent of 80", "half of ninety",
+"double twelve", "144的平方根", "三乘以四".
 
 `parse_expression(text, language)` turns the words into a small expression tree, or
 returns None when any word is not a number or an operator (then the skill declines
@@ -28,7 +29,8 @@ class NoValueError(ValueError):
 @dataclass(frozen=True)
 class Expr:
     """A node: `op` is "num" (with `value`), a binary op ("+", "-", "*", "/", "^", "%of")
-    with `left`/`right`, or "sqrt" with `left`."""
+    with `left`/`right`, "sqrt" with `left`, or a part or multiple of `left` said as a
+    word ("half", "third", "quarter", "double", "twice", "triple")."""
 
     op: str
     value: float = 0.0
@@ -43,6 +45,9 @@ class Expr:
             if a < 0:
                 raise NoValueError("negative-root")
             return math.sqrt(a)
+        if self.op in _SCALES:
+            times, over = _SCALES[self.op]
+            return a * times / over
         b = self.right.evaluate() if self.right else 0.0
         try:
             if self.op == "+":
@@ -73,6 +78,10 @@ class Expr:
             return _num(self.value)
         if self.op == "sqrt":
             return f"sqrt({self.left.canonical() if self.left else ''})"
+        if self.op in _SCALES:
+            times, over = _SCALES[self.op]
+            inner = self.left.canonical() if self.left else ""
+            return f"{inner} / {over}" if over > 1 else f"{times} * {inner}"
         left = self.left.canonical() if self.left else ""
         right = self.right.canonical() if self.right else ""
         if self.op == "%of":
@@ -95,12 +104,19 @@ class Expr:
             return f"{left}{_ZH_SAY[self.op]}{right}"
         if self.op == "sqrt":
             return f"the square root of {left}"
+        if self.op in _SCALES:
+            return f"{_EN_SCALE_SAY[self.op]} {left}"
         if self.op == "^":
             return {"2": f"{left} squared", "3": f"{left} cubed"}.get(
                 right, f"{left} to the power of {right}")
         return f"{left} {_EN_SAY[self.op]} {right}"
 
 
+_SCALES = {"half": (1, 2), "third": (1, 3), "quarter": (1, 4), "double": (2, 1),
+           "twice": (2, 1), "triple": (3, 1)}
+"""The words that take a part or a multiple of the number after them: (times, over)."""
+_EN_SCALE_SAY = {"half": "half of", "third": "a third of", "quarter": "a quarter of",
+                 "double": "double", "twice": "twice", "triple": "triple"}
 _EN_SAY = {"+": "plus", "-": "minus", "*": "times", "/": "divided by", "%of": "percent of"}
 _ZH_SAY = {"+": "加", "-": "减", "*": "乘以", "/": "除以"}
 
@@ -116,7 +132,10 @@ _EN_OPS = [
     ("to the power of", "^"), ("raised to the power of", "^"), ("raised to", "^"),
     ("multiplied by", "*"), ("divided by", "/"), ("percent of", "%of"), ("% of", "%of"),
     ("the square root of", "sqrt"), ("square root of", "sqrt"), ("squared", "^2"),
-    ("cubed", "^3"), ("plus", "+"), ("minus", "-"), ("times", "*"), ("over", "/"),
+    ("cubed", "^3"), ("half of", "half"), ("a half of", "half"), ("one half of", "half"),
+    ("a third of", "third"), ("one third of", "third"), ("a quarter of", "quarter"),
+    ("one quarter of", "quarter"), ("double", "double"), ("twice", "twice"),
+    ("triple", "triple"), ("plus", "+"), ("minus", "-"), ("times", "*"), ("over", "/"),
     ("into", "*"), ("x", "*"), ("+", "+"), ("*", "*"), ("×", "*"), ("/", "/"), ("÷", "/"),
     ("^", "^"), ("**", "^"), ("-", "-"),
 ]
@@ -247,9 +266,9 @@ class _Parser:
 
     def unary(self) -> Expr | None:
         token = self.take()
-        if token == "sqrt":
+        if token == "sqrt" or token in _SCALES:
             inner = self.unary()
-            return Expr("sqrt", left=inner) if inner is not None else None
+            return Expr(str(token), left=inner) if inner is not None else None
         if token == "-":
             inner = self.unary()
             if inner is not None and inner.op == "num":

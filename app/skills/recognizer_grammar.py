@@ -6,6 +6,8 @@ The templates are the ones the skills match (Home Assistant's and Hearth's, thro
 
 - Home Assistant's per-unit number slots ("{timer_hours} hours and {timer_minutes}
   minutes") become one `{duration}`; the "and a half" forms are among its values;
+- the calendar's word lists ({weekday}, {month}, {relative_day}, {holiday}) keep their
+  words as values;
 - wildcards get plausible values: `{duration}`, `{when}` (clock times), `{timer_name}`,
   `{number}` and `{unit}`; an arithmetic `{expression}` and a unit `{quantity}` become
   small sub-templates ("{number} plus {number}", "{number} {unit}");
@@ -43,12 +45,16 @@ _SUBTEMPLATES = {
         "{number} divided by {number}", "{number} multiplied by {number}",
         "{number} to the power of {number}", "{number} percent of {number}",
         "the square root of {number}", "square root of {number}", "{number} squared",
-        "{number} cubed", "{number} over {number}"),
+        "{number} cubed", "{number} over {number}", "half of {number}",
+        "a third of {number}", "a quarter of {number}", "double {number}",
+        "twice {number}"),
     "{quantity}": ("{number} {unit}", "a {unit}", "an {unit}", "one {unit}"),
     "{a}": ("{number}",), "{b}": ("{number}",), "{to_unit}": ("{unit}",),
 }
 """Slots that stand for a small sentence shape (number ranges become `{number}`)."""
-_LISTS = {"duration", "when", "timer_name", "number", "unit"}
+_WORD_LISTS = ("relative_day", "weekday", "month", "holiday")
+"""Hearth's template lists whose words are the grammar's values (assets/skills/en)."""
+_LISTS = {"duration", "when", "timer_name", "number", "unit", *_WORD_LISTS}
 """The slot lists of the grammar (a template with any other slot is left out)."""
 _HOURS = [number_words(h) for h in range(1, 13)]
 _MINUTES = ["o'clock", "oh five", "ten", "fifteen", "twenty", "twenty five", "thirty",
@@ -100,9 +106,11 @@ def units() -> list[str]:
     return list(dict.fromkeys([*names, "celsius", "fahrenheit"]))
 
 
-def _template_strings(language: str, extra_files: tuple[Path, ...]) -> list[str]:
-    """The skills' templates with slot markers, made recognizer-shaped (module doc)."""
-    from hassil import Intents, RangeSlotList
+def _template_strings(language: str, extra_files: tuple[Path, ...]
+                      ) -> tuple[list[str], dict[str, list[str]]]:
+    """The skills' templates with slot markers, made recognizer-shaped (module doc), and
+    the values of the `_WORD_LISTS`."""
+    from hassil import Intents, RangeSlotList, TextSlotList
     from hassil.sample import sample_expression
 
     from app.skills.intents import IntentMatcher
@@ -129,8 +137,15 @@ def _template_strings(language: str, extra_files: tuple[Path, ...]) -> list[str]
     for text in found:
         options = [subtemplates.get(token, (token,)) for token in text.split()]
         templates += [" ".join(words) for words in product(*options)]
+    words: dict[str, list[str]] = {}
+    for name in _WORD_LISTS:
+        slot_list = intents.slot_lists.get(name)
+        if isinstance(slot_list, TextSlotList):
+            words[name] = list(dict.fromkeys(
+                text.lower() for value in slot_list.values
+                for text in sample_expression(value.text_in, {}, {}, language=language)))
     return [t for t in dict.fromkeys(templates) if not re.search(r"[^a-z' {}_]", t)
-            and set(re.findall(r"\{(\w+)\}", t)) <= _LISTS]
+            and set(re.findall(r"\{(\w+)\}", t)) <= _LISTS], words
 
 
 @lru_cache(maxsize=2)
@@ -141,6 +156,7 @@ def recognizer_grammar(language: str = "en",
     Chinese transcript has no words to align; None for other languages)."""
     if language != "en":
         return None
+    templates, words = _template_strings(language, extra_files)
     lists = {"duration": durations(), "when": clock_times(), "timer_name": list(TIMER_NAMES),
-             "number": numbers(), "unit": units()}
-    return SentenceGrammar.from_sentences(_template_strings(language, extra_files), lists)
+             "number": numbers(), "unit": units(), **words}
+    return SentenceGrammar.from_sentences(templates, lists)

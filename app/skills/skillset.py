@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from app.assistant.reply import SkillAnswer
@@ -29,8 +29,14 @@ from app.skills.timers import Timer, TimerError, TimerService, TimerStore, local
 from app.skills.units import Converter, find_unit, parse_quantity
 from app.skills.user import SkillActionError, UserAction
 from app.skills.volume import VolumeControl
-from app.skills.when import parse_clock_time, parse_duration
-from app.skills.wording import Responses, format_number
+from app.skills.when import (
+    month_days,
+    next_anniversary,
+    next_weekday,
+    parse_clock_time,
+    parse_duration,
+)
+from app.skills.wording import Responses, format_number, part_of_day
 from speech.audio import AudioChunk
 
 log = logging.getLogger(__name__)
@@ -41,7 +47,9 @@ _TIMER_WORDS = ("timer", "timers", "计时器", "定时器", "倒计时")
 _EN_PRONOUNS = {"my": "your", "me": "you", "i": "you", "myself": "yourself", "i'm": "you're",
                 "mine": "yours"}
 _READ_ONLY_INTENTS = frozenset({"HassGetCurrentTime", "HassGetCurrentDate", "HassTimerStatus",
-                                "HearthArithmetic", "HearthConvertUnit", "HearthRepeat"})
+                                "HearthArithmetic", "HearthConvertUnit", "HearthRepeat",
+                                "HearthDayDate", "HearthMonthDays", "HearthPartOfDay",
+                                "HearthYearMonth", "HearthDaysUntil"})
 """Intents whose handlers change nothing (`SkillSet.claims` may run them)."""
 
 
@@ -80,6 +88,11 @@ class SkillSet:
         self._handlers: dict[str, Handler] = {
             "HassGetCurrentTime": self._time,
             "HassGetCurrentDate": self._date,
+            "HearthDayDate": self._day_date,
+            "HearthMonthDays": self._month_days,
+            "HearthPartOfDay": self._part_of_day,
+            "HearthYearMonth": self._year_month,
+            "HearthDaysUntil": self._days_until,
             "HassStartTimer": self._start_timer,
             "HassCancelTimer": self._cancel_timer,
             "HassCancelAllTimers": self._cancel_all,
@@ -269,6 +282,72 @@ class SkillSet:
         now = self._now()
         return self._reply(match, "date", {"date": now.date().isoformat()},
                            date=self._say(match.language).date(now))
+
+    def _day_date(self, match: Match) -> SkillAnswer | None:
+        """ "what date is next friday" (the first Friday after today), "what day is
+        tomorrow"."""
+        today = self._now().date()
+        say = self._say(match.language)
+        weekday, offset = match.slots.get("weekday"), match.slots.get("relative_day")
+        if isinstance(weekday, int):
+            this = match.slots.get("this") == "yes"
+            day = next_weekday(today, weekday, this=this)
+            name = ("This " if this else "Next ") + say.weekday_name(weekday)
+            if this and day == today:
+                name = "Today"
+            worded = say.day_of_month(day, year=day.year != today.year)
+        elif isinstance(offset, int):
+            day = today + timedelta(days=offset)
+            name = str(match.texts.get("relative_day", "")).capitalize()
+            worded = say.day_of_month(day, weekday=True, year=day.year != today.year)
+        else:
+            return None
+        return self._reply(match, "day_date_past" if day < today else "day_date",
+                           {"date": day.isoformat()}, day=name, date=worded)
+
+    def _month_days(self, match: Match) -> SkillAnswer | None:
+        month = match.slots.get("month")
+        if not isinstance(month, int) or not 1 <= month <= 12:
+            return None
+        year = self._now().year
+        days = month_days(year, month)
+        return self._reply(match, "month_days_this_year" if month == 2 else "month_days",
+                           {"month": month, "year": year, "days": days},
+                           month=self._say(match.language).month_name(month), days=days)
+
+    def _part_of_day(self, match: Match) -> SkillAnswer:
+        now = self._now()
+        part = part_of_day(now.hour)
+        return self._reply(match, "part_of_day", {"part": part},
+                           part=part, time=f"{now.hour % 12 or 12}:{now.minute:02d}")
+
+    def _year_month(self, match: Match) -> SkillAnswer | None:
+        now = self._now()
+        if match.slots.get("part") == "year":
+            return self._reply(match, "year", {"year": now.year}, year=now.year)
+        if match.slots.get("part") == "month":
+            return self._reply(match, "month", {"month": now.month},
+                               month=self._say(match.language).month_name(now.month))
+        return None
+
+    def _days_until(self, match: Match) -> SkillAnswer | None:
+        """ "how many days until christmas": the holiday slot is "MM-DD Name"."""
+        when, _, name = str(match.slots.get("holiday", "")).partition(" ")
+        try:
+            month, day_of_month = (int(part) for part in when.split("-"))
+        except ValueError:
+            return None
+        today = self._now().date()
+        day = next_anniversary(today, month, day_of_month)
+        days = (day - today).days
+        say = self._say(match.language)
+        slots = {"holiday": name, "date": day.isoformat(), "days": days}
+        if days == 0:
+            return self._reply(match, "days_until_today", slots, holiday=name)
+        key = "days_until_tomorrow" if days == 1 else "days_until"
+        return self._reply(match, key, slots, holiday=name, days=days,
+                           date=say.day_of_month(day, weekday=True,
+                                                 year=day.year != today.year))
 
     # ---- timers ------------------------------------------------------------------------
 

@@ -1,14 +1,17 @@
 """Durations ("an hour and a half", "两分三十秒") and clock times ("half past six",
-"7:30 pm", "下午三点一刻") read out of what was said, and when a clock time next comes.
+"7:30 pm", "下午三点一刻") read out of what was said, when a clock time next comes,
+and the calendar arithmetic of the date skills (the next Friday, a month's length, the
+next Christmas).
 
 Like `numbers`, each parser takes its whole text or returns None.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from app.skills.numbers import parse_number
 
@@ -285,3 +288,22 @@ def _zh_clock(text: str) -> ClockTime | None:
     if hour == 0 or hour > 12:
         return ClockTime(hour, minute, True, day_offset)
     return ClockTime(hour, minute, False, day_offset)
+
+
+def next_weekday(today: date, weekday: int, *, this: bool = False) -> date:
+    """The date of `weekday` (0 Monday .. 6 Sunday) as in "next friday": the first one
+    after `today` (on a Friday, "next friday" is a week away). With `this` ("this
+    friday") today counts: on a Friday it is today."""
+    ahead = (weekday - today.weekday()) % 7
+    return today + timedelta(days=ahead if ahead or this else 7)
+
+
+def month_days(year: int, month: int) -> int:
+    """How many days `month` (1-12) has in `year` (February 29 in a leap year)."""
+    return calendar.monthrange(year, month)[1]
+
+
+def next_anniversary(today: date, month: int, day: int) -> date:
+    """The next `month`/`day` from `today` on (today itself when it is that day)."""
+    this_year = date(today.year, month, day)
+    return this_year if this_year >= today else date(today.year + 1, month, day)

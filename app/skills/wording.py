@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import yaml
@@ -53,6 +53,24 @@ class Responses:
         if self.language == "zh":
             return f"{at.year}年{at.month}月{at.day}日，{_ZH_WEEKDAYS[at.weekday()]}"
         return f"{_EN_WEEKDAYS[at.weekday()]}, {_EN_MONTHS[at.month - 1]} {at.day}, {at.year}"
+
+    def day_of_month(self, at: date | datetime, *, weekday: bool = False,
+                     year: bool = False) -> str:
+        """ "December 4" / "12月4日", with the weekday ("Friday, December 4") and the year
+        when asked."""
+        if self.language == "zh":
+            text = (f"{at.year}年" if year else "") + f"{at.month}月{at.day}日"
+            return text + (f"，{_ZH_WEEKDAYS[at.weekday()]}" if weekday else "")
+        text = f"{_EN_MONTHS[at.month - 1]} {at.day}" + (f", {at.year}" if year else "")
+        return f"{_EN_WEEKDAYS[at.weekday()]}, {text}" if weekday else text
+
+    def month_name(self, month: int) -> str:
+        """ "February" / "2月"."""
+        return f"{month}月" if self.language == "zh" else _EN_MONTHS[month - 1]
+
+    def weekday_name(self, weekday: int) -> str:
+        """ "Friday" / "星期五" (0 is Monday)."""
+        return (_ZH_WEEKDAYS if self.language == "zh" else _EN_WEEKDAYS)[weekday]
 
     def duration(self, seconds: float) -> str:
         """ "1 hour and 20 minutes", "45 seconds" / "1小时20分钟" (whole seconds)."""
@@ -105,15 +123,19 @@ def _en_clock(hour: int, minute: int) -> str:
         return "midnight"
     twelve = hour % 12 or 12
     shown = f"{twelve} o'clock" if minute == 0 else f"{twelve}:{minute:02d}"
+    part = part_of_day(hour)
+    return f"{shown} {'at night' if part == 'night' else 'in the ' + part}"
+
+
+def part_of_day(hour: int) -> str:
+    """ "morning" (5-11), "afternoon" (12-17), "evening" (18-21) or "night"."""
     if 5 <= hour < 12:
-        part = "in the morning"
-    elif 12 <= hour < 18:
-        part = "in the afternoon"
-    elif 18 <= hour < 22:
-        part = "in the evening"
-    else:
-        part = "at night"
-    return f"{shown} {part}"
+        return "morning"
+    if 12 <= hour < 18:
+        return "afternoon"
+    if 18 <= hour < 22:
+        return "evening"
+    return "night"
 
 
 def _zh_clock(hour: int, minute: int) -> str:

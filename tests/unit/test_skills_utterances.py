@@ -49,6 +49,17 @@ what day of the week is it | HassGetCurrentDate | date=2026-12-01
 tell me the date | HassGetCurrentDate | date=2026-12-01
 what date is it | HassGetCurrentDate | date=2026-12-01
 which day is it | HassGetCurrentDate | date=2026-12-01
+what date is next friday | HearthDayDate | date=2026-12-04
+what date is next monday | HearthDayDate | date=2026-12-07
+what day is tomorrow | HearthDayDate | date=2026-12-02
+what is the date tomorrow | HearthDayDate | date=2026-12-02
+how many days are in february | HearthMonthDays | days=28
+is it morning or afternoon | HearthPartOfDay | part=morning
+what year is it | HearthYearMonth | year=2026
+what month is it | HearthYearMonth | month=12
+how many days until christmas | HearthDaysUntil | days=24
+what is half of ninety | HearthArithmetic | result=45
+what is double twelve | HearthArithmetic | result=24
 set a timer for 5 minutes | HassStartTimer | s=300
 set a timer for five minutes | HassStartTimer | s=300
 Set a timer for 10 minutes. | HassStartTimer | s=600
@@ -451,7 +462,6 @@ what is the date of the french revolution
 when was the declaration of independence signed
 how many people live in china
 how many calories are in an apple
-how many days until christmas
 what is love
 what is the meaning of life
 what's up
