@@ -1,5 +1,6 @@
 """Skills end to end, the way a person uses Hearth: requests spoken by the bundled voice
-(Piper) go through `hearth ask --wav` and give the exact time and the right timer; a
+(Piper) go through `hearth ask --wav` and give the exact time, the right timer and the
+date of next Friday; a
 timer survives `kill -9` of `hearth headless` and is announced after the restart as
 having gone off while Hearth was down."""
 
@@ -8,11 +9,12 @@ from __future__ import annotations
 import json
 import signal
 import time
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
+from app.skills.when import next_weekday
 from app.skills.wording import Responses
 from tests.acceptance.conftest import HEARTH, Home, Terminal, run_hearth
 
@@ -59,6 +61,21 @@ def test_spoken_requests_give_the_exact_time_and_start_the_right_timer(tmp_path:
 
     general = ask_wav(home, speak(home, "What is the capital of France?"))
     assert general["intent"] is None, "a general question goes to the language model"
+
+
+def test_a_spoken_calendar_question_gets_the_date_not_the_language_model(
+    tmp_path: Path,
+) -> None:
+    home = Home(tmp_path)
+    wav = speak(home, "What date is next Friday?")
+    days = {next_weekday(date.today(), 4)}
+    result = ask_wav(home, wav)
+    days.add(next_weekday(date.today(), 4))  # the day may turn during the question
+    intent = result["intent"]
+    assert isinstance(intent, dict) and intent["name"] == "HearthDayDate", result
+    assert intent["slots"]["date"] in {d.isoformat() for d in days}
+    assert result["reply"] in {f"Next Friday is {CLOCK.day_of_month(d)}." for d in days} | {
+        f"Next Friday is {CLOCK.day_of_month(d, year=True)}." for d in days}, result
 
 
 def test_a_timer_survives_kill_9_and_rings_after_the_restart(tmp_path: Path) -> None:
