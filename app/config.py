@@ -226,6 +226,10 @@ class VadSettings:
         "Silence that ends an utterance whose transcript so far already sounds like a whole "
         "question (not trailing off on 'for', 'and', a comma...); 0: always end_silence_ms",
         _between(0, 5000), default=250)
+    unfinished_end_silence_ms: int = _doc(
+        "Silence that ends an utterance whose transcript so far stops mid-request (on "
+        "'Tell me,', 'for', 'and'...): more time to go on; 0: always end_silence_ms",
+        _between(0, 5000), default=800)
     max_utterance_seconds: float = _doc("Longest utterance before it is cut",
                                         _between(1.0, 120.0), default=20.0)
 

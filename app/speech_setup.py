@@ -263,4 +263,5 @@ def build_endpointer(settings: Settings, sample_rate: int = 16000) -> Endpointer
     return Endpointer(sample_rate, vad.aggressiveness, vad.energy_threshold, vad.pre_roll_ms,
                       vad.end_silence_ms, max_utterance_seconds=vad.max_utterance_seconds,
                       engine=vad.engine, speech_threshold=vad.speech_threshold,
-                      quick_end_silence_ms=vad.quick_end_silence_ms)
+                      quick_end_silence_ms=vad.quick_end_silence_ms,
+                      unfinished_end_silence_ms=vad.unfinished_end_silence_ms)

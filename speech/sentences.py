@@ -329,6 +329,17 @@ def sounds_complete(text: str) -> bool:
     return asked and not trails_off(text)
 
 
+def sounds_unfinished(text: str) -> bool:
+    """Whether `text` clearly stops mid-request: it ends on a comma or an ellipsis, or on
+    a word that needs more after it ("Tell me,", "Set a timer for"). Errs towards False
+    (False keeps the endpointer's usual silence): False for no words, and for scripts it
+    has no rules for (no Latin letters)."""
+    words = _words(text)
+    if not words or not any("a" <= ch <= "z" for ch in words[-1]):
+        return False
+    return text.strip().endswith(_TRAILING_OFF) or words[-1] in _CONTINUATIONS
+
+
 def trails_off(text: str) -> bool:
     """Whether `text` sounds unfinished: fewer than two words, a comma or an ellipsis at
     the end, or a last word that needs more after it (see `sounds_complete`). True for

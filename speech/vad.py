@@ -147,11 +147,13 @@ class Endpointer:
         speech_threshold: float = 0.5,
         start_gap_ms: int = 0,
         quick_end_silence_ms: int = 0,
+        unfinished_end_silence_ms: int = 0,
     ) -> None:
         """`start_gap_ms`: unvoiced frames allowed among the `start_speech_ms` of voiced ones
         that start speech (0: they must be consecutive). `quick_end_silence_ms`: the silence
         that ends an utterance while `complete` is True (0: never shorter than
-        `end_silence_ms`)."""
+        `end_silence_ms`); `unfinished_end_silence_ms`: the silence that ends it while
+        `unfinished` is True (0: never longer)."""
         self.sample_rate = sample_rate
         self._classifier = make_classifier(engine, sample_rate, aggressiveness,
                                            energy_threshold, speech_threshold)
@@ -162,9 +164,14 @@ class Endpointer:
         self._end_frames = max(1, round(end_silence_ms / frame_ms))
         self._quick_frames = (min(self._end_frames, max(1, round(quick_end_silence_ms / frame_ms)))
                               if quick_end_silence_ms > 0 else self._end_frames)
+        self._unfinished_frames = max(self._end_frames,
+                                      round(unfinished_end_silence_ms / frame_ms))
         self.complete = False
         """Set by the caller before `process`: what was said so far sounds like a whole
         request, so `quick_end_silence_ms` of silence ends it."""
+        self.unfinished = False
+        """Set by the caller before `process`: what was said so far stops mid-request
+        ("Tell me,"), so the person gets `unfinished_end_silence_ms` to go on."""
         self._start_frames = max(1, round(start_speech_ms / frame_ms))
         self._start_span = self._start_frames + round(start_gap_ms / frame_ms)
         self._max_frames = max(1, int(max_utterance_seconds * 1000 / frame_ms))
@@ -240,8 +247,11 @@ class Endpointer:
         quiet = not voiced or rms < QUIET_LEVEL * self._loudest
         self._quiet_run = self._quiet_run + 1 if quiet else 0
         truncated = len(self._utterance) >= self._max_frames
-        run, needed = ((self._quiet_run, self._quick_frames) if self.complete
-                       else (self._silent_run, self._end_frames))
+        if self.complete:
+            run, needed = self._quiet_run, self._quick_frames
+        else:
+            run = self._silent_run
+            needed = self._unfinished_frames if self.unfinished else self._end_frames
         if run < needed and not truncated:
             return None
         drop = max(0, run - self._keep_after)

@@ -46,7 +46,8 @@ class Ears:
         def endpointer(rate: int) -> Endpointer:
             return Endpointer(rate, v.aggressiveness, v.energy_threshold, v.pre_roll_ms,
                               v.end_silence_ms, max_utterance_seconds=v.max_utterance_seconds,
-                              quick_end_silence_ms=v.quick_end_silence_ms)
+                              quick_end_silence_ms=v.quick_end_silence_ms,
+                              unfinished_end_silence_ms=v.unfinished_end_silence_ms)
 
         return cls(endpointer, lambda rate: None)
 

@@ -38,7 +38,7 @@ from app.events import AudioLevel, Event, PartialTranscript, State
 from speech.audio import AudioChunk
 from speech.errors import SpeechError
 from speech.io import AudioSource
-from speech.sentences import sounds_complete
+from speech.sentences import sounds_complete, sounds_unfinished
 from speech.stt import SpeechRecognizer
 from speech.vad import Endpointer, VadEventKind
 from speech.wake import SelfTriggerGuard, WakeWordDetector
@@ -247,6 +247,8 @@ class ListenStage:
             fresh = vad.quiet_ms > 0 and self._partial_at >= pause_began
             turn.pause_transcript = turn.last_partial if fresh else ""
             vad.complete = fresh and sounds_complete(turn.last_partial)
+            # ... and one that stops mid-request ("Tell me,") waits longer for the rest
+            vad.unfinished = fresh and sounds_unfinished(turn.last_partial)
             ended = any(e.kind == VadEventKind.SPEECH_END for e in vad.process(chunk))
             too_long = turn.listened_seconds >= self.settings.vad.max_utterance_seconds
             if ended or too_long:

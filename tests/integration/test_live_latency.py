@@ -28,7 +28,7 @@ from engine.llama_cpp import LlamaCppEngine
 from speech.audio import AudioChunk
 from speech.piper_tts import PiperSynthesizer
 from speech.resample import resample
-from speech.sentences import sounds_complete
+from speech.sentences import sounds_complete, sounds_unfinished
 from tests.fakes import (
     FakeEngine,
     FakeMicrophone,
@@ -131,6 +131,66 @@ def test_a_complete_request_ends_after_less_silence_than_one_that_trails_off(
     complete, trailing = silence_heard["What time is it?"], silence_heard["Set a timer for"]
     assert trailing >= 2.0  # the full end_silence_ms
     assert complete < trailing - 0.5, silence_heard
+
+
+def test_only_a_request_cut_mid_way_sounds_unfinished() -> None:
+    for cut in ("Tell me.", "Tell me,", "Set a timer for", "Turn on the light,",
+                "What is the"):
+        assert sounds_unfinished(cut), cut
+    for whole in ("Turn on the kitchen light.", "What time is it?", "Stop", "你好吗", ""):
+        assert not sounds_unfinished(whole), whole
+
+
+def _finals_heard(settings_vad: dict[str, object], audio: AudioChunk,
+                  whisper_tiny_dir: Path) -> list[str]:
+    """The final transcripts of a hands-free assistant (real Silero and Whisper) that
+    hears `audio` then 3 s of silence."""
+    settings = settings_from_dict({
+        "assistant": {"trigger": "hands-free"}, "audio": {"beeps": False},
+        "stt": {"backend": "whisper", "model": str(whisper_tiny_dir)},
+        "tts": {"enabled": False}, "history": {"enabled": False},
+        "vad": {"engine": "silero", **settings_vad}})
+    microphone = _SpokenMicrophone()
+    assistant = Assistant(settings, engine=FakeEngine(), recognizer=build_recognizer(settings),
+                          synthesizer=None, microphone=microphone, speaker=None, history=None,
+                          warm_up=False, ears=Ears.from_settings(settings))
+    events: list[object] = []
+    assistant.subscribe(events.append)
+    assistant.start()
+    try:
+        microphone.speak(audio, silence_seconds=3.0)
+        deadline = time.monotonic() + 30
+        while microphone.delivered * CHUNK < audio.frames + 2.5 * RATE:
+            assert time.monotonic() < deadline, "the microphone stalled"
+            time.sleep(0.05)
+    finally:
+        assistant.shutdown()
+        assistant.close()
+    return [e.text for e in events if isinstance(e, FinalTranscript)]
+
+
+def test_a_request_cut_at_a_comma_gets_more_silence_to_go_on(
+        piper_voice_onnx: Path, whisper_tiny_dir: Path) -> None:
+    """"Tell me, | what time is it?" with a 1.2 s pause at the comma: the pause outlasts
+    `end_silence_ms`, but Whisper's transcript of it ("Tell me") stops mid-request, so
+    `unfinished_end_silence_ms` keeps the turn open for the rest (live, Piper's own comma
+    pause once cut "Tell me, | what is the weather like today?" as "Tell me.")."""
+    voice = PiperSynthesizer(piper_voice_onnx, deterministic=True)
+    spoken = _spoken(voice, "Tell me, what time is it?")
+    # Piper's pause at the comma (its longest quiet inside), drawn out to 1.2 s
+    steps = spoken.samples[:spoken.frames // 160 * 160].astype(np.float64).reshape(-1, 160)
+    loudness = np.sqrt((steps ** 2).mean(axis=1))
+    loud = np.flatnonzero(loudness > 0.03 * loudness.max())
+    gap = int(np.argmax(np.diff(loud)))
+    cut_at = (loud[gap] + 1) * 160
+    audio = AudioChunk.concatenate([
+        AudioChunk(spoken.samples[:cut_at], RATE), AudioChunk.silence(1.2, RATE),
+        AudioChunk(spoken.samples[(loud[gap + 1] - 5) * 160:], RATE)])
+    vad = {"end_silence_ms": 700, "quick_end_silence_ms": 250}
+    waited = _finals_heard({**vad, "unfinished_end_silence_ms": 2000}, audio, whisper_tiny_dir)
+    assert len(waited) == 1 and "time" in waited[0].lower(), waited
+    cut = _finals_heard({**vad, "unfinished_end_silence_ms": 0}, audio, whisper_tiny_dir)
+    assert len(cut) == 2 and "time" not in cut[0].lower(), cut  # the control: cut at the comma
 
 
 def test_prefilled_prompt_leaves_only_its_end_and_keeps_the_reply(smollm2_gguf: Path) -> None:
