@@ -294,6 +294,8 @@ def _trial(taps: dict[str, Tap], said: AudioChunk, bounds: tuple[float, float],
     onset = _onset(taps["mic"], said.samples, played - 0.2, played + 3.0 + said.seconds)
     row: dict[str, Any] = {"interrupted": bool(stop.interrupted),
                            "played_at": round(played, 3)}
+    if not stop.interrupted:  # the reply ended by itself: when, against the speech played
+        row["reply_ended_after_play_ms"] = round((stop.timestamp - played) * 1000)
     if onset is None or not stop.interrupted:
         return row
     start = onset + bounds[0]
