@@ -73,6 +73,26 @@ class _SpokenMicrophone(FakeMicrophone):
         return chunk
 
 
+def hands_free_assistant(vad: dict[str, object], whisper_tiny_dir: Path
+                         ) -> tuple[Assistant, _SpokenMicrophone, list[object]]:
+    """A started hands-free assistant with real Silero and Whisper, hearing a
+    `_SpokenMicrophone`, with the fake engine and no voice; its events in the list.
+    `vad`: the [vad] settings besides engine = "silero"."""
+    settings = settings_from_dict({
+        "assistant": {"trigger": "hands-free"}, "audio": {"beeps": False},
+        "stt": {"backend": "whisper", "model": str(whisper_tiny_dir)},
+        "tts": {"enabled": False}, "history": {"enabled": False},
+        "vad": {"engine": "silero", **vad}})
+    microphone = _SpokenMicrophone()
+    assistant = Assistant(settings, engine=FakeEngine(), recognizer=build_recognizer(settings),
+                          synthesizer=None, microphone=microphone, speaker=None, history=None,
+                          warm_up=False, ears=Ears.from_settings(settings))
+    events: list[object] = []
+    assistant.subscribe(events.append)
+    assistant.start()
+    return assistant, microphone, events
+
+
 def _spoken(voice: PiperSynthesizer, text: str) -> AudioChunk:
     audio = AudioChunk.concatenate(list(voice.synthesize(text, threading.Event())))
     return resample(audio, RATE)
@@ -94,18 +114,8 @@ def test_a_complete_request_ends_after_less_silence_than_one_that_trails_off(
     the second only by the full one."""
     voice = PiperSynthesizer(piper_voice_onnx, deterministic=True)
     requests = {text: _spoken(voice, text) for text in ("What time is it?", "Set a timer for")}
-    settings = settings_from_dict({
-        "assistant": {"trigger": "hands-free"}, "audio": {"beeps": False},
-        "stt": {"backend": "whisper", "model": str(whisper_tiny_dir)},
-        "tts": {"enabled": False}, "history": {"enabled": False},
-        "vad": {"engine": "silero", "end_silence_ms": 2000, "quick_end_silence_ms": 250}})
-    microphone = _SpokenMicrophone()
-    assistant = Assistant(settings, engine=FakeEngine(), recognizer=build_recognizer(settings),
-                          synthesizer=None, microphone=microphone, speaker=None, history=None,
-                          warm_up=False, ears=Ears.from_settings(settings))
-    events: list[object] = []
-    assistant.subscribe(events.append)
-    assistant.start()
+    assistant, microphone, events = hands_free_assistant(
+        {"end_silence_ms": 2000, "quick_end_silence_ms": 250}, whisper_tiny_dir)
     silence_heard: dict[str, float] = {}
     try:
         for text, audio in requests.items():
@@ -145,18 +155,7 @@ def _finals_heard(settings_vad: dict[str, object], audio: AudioChunk,
                   whisper_tiny_dir: Path) -> list[str]:
     """The final transcripts of a hands-free assistant (real Silero and Whisper) that
     hears `audio` then 3 s of silence."""
-    settings = settings_from_dict({
-        "assistant": {"trigger": "hands-free"}, "audio": {"beeps": False},
-        "stt": {"backend": "whisper", "model": str(whisper_tiny_dir)},
-        "tts": {"enabled": False}, "history": {"enabled": False},
-        "vad": {"engine": "silero", **settings_vad}})
-    microphone = _SpokenMicrophone()
-    assistant = Assistant(settings, engine=FakeEngine(), recognizer=build_recognizer(settings),
-                          synthesizer=None, microphone=microphone, speaker=None, history=None,
-                          warm_up=False, ears=Ears.from_settings(settings))
-    events: list[object] = []
-    assistant.subscribe(events.append)
-    assistant.start()
+    assistant, microphone, events = hands_free_assistant(settings_vad, whisper_tiny_dir)
     try:
         microphone.speak(audio, silence_seconds=3.0)
         deadline = time.monotonic() + 30

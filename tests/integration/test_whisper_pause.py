@@ -14,18 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.assistant.ears import Ears
-from app.assistant.pipeline import Assistant
-from app.config import settings_from_dict
 from app.events import FinalTranscript
-from app.speech_setup import build_recognizer
 from bench.stt import normalize
 from speech.audio import AudioChunk
 from speech.piper_tts import PiperSynthesizer
 from speech.resample import resample
 from speech.whisper_stt import PAUSE_SECONDS, WhisperOptions, WhisperRecognizer
-from tests.fakes import FakeEngine
-from tests.integration.test_live_latency import _SpokenMicrophone
+from tests.integration.test_live_latency import hands_free_assistant
 
 RATE = 16000
 BLOCK = 480  # 30 ms, as the microphone delivers it
@@ -148,20 +143,10 @@ def test_the_pause_transcript_is_what_was_said_before_the_pause(
     """Hands-free, real Silero and Whisper, a long end silence: during the pause after
     "What time is it?" the turn's pause transcript says it; while "And what day is it?"
     is spoken it is empty; in the last pause it holds both."""
-    settings = settings_from_dict({
-        "assistant": {"trigger": "hands-free"}, "audio": {"beeps": False},
-        "stt": {"backend": "whisper", "model": str(whisper_tiny_dir)},
-        "tts": {"enabled": False}, "history": {"enabled": False},
-        "vad": {"engine": "silero", "end_silence_ms": 1500, "quick_end_silence_ms": 0}})
     first, second = _spoken(voice, "What time is it?"), _spoken(voice, "And what day is it?")
-    microphone = _SpokenMicrophone()
-    assistant = Assistant(settings, engine=FakeEngine(), recognizer=build_recognizer(settings),
-                          synthesizer=None, microphone=microphone, speaker=None, history=None,
-                          warm_up=False, ears=Ears.from_settings(settings))
-    events: list[object] = []
-    assistant.subscribe(events.append)
+    assistant, microphone, events = hands_free_assistant(
+        {"end_silence_ms": 1500, "quick_end_silence_ms": 0}, whisper_tiny_dir)
     seen: list[tuple[float, str]] = []  # (seconds of audio delivered, pause transcript)
-    assistant.start()
     try:
         microphone.speak(AudioChunk.concatenate([first, AudioChunk.silence(1.0, RATE)]), 0)
         microphone.speak(second, silence_seconds=2.5)
