@@ -335,19 +335,22 @@ def sounds_unfinished(text: str) -> bool:
     (False keeps the endpointer's usual silence): False for no words, and for scripts it
     has no rules for (no Latin letters)."""
     words = _words(text)
-    if not words or not any("a" <= ch <= "z" for ch in words[-1]):
+    if not words or not _latin(words[-1]):
         return False
     return text.strip().endswith(_TRAILING_OFF) or words[-1] in _CONTINUATIONS
 
 
 def trails_off(text: str) -> bool:
-    """Whether `text` sounds unfinished: fewer than two words, a comma or an ellipsis at
-    the end, or a last word that needs more after it (see `sounds_complete`). True for
-    scripts without Latin letters (no rules for them)."""
+    """Whether `text` sounds unfinished: fewer than two words, or it stops mid-request
+    (`sounds_unfinished`: a comma or an ellipsis at the end, or a last word that needs
+    more after it). True for scripts without Latin letters (no rules for them)."""
     words = _words(text)
-    if len(words) < 2 or text.strip().endswith(_TRAILING_OFF):
-        return True
-    return not any("a" <= ch <= "z" for ch in words[-1]) or words[-1] in _CONTINUATIONS
+    return len(words) < 2 or not _latin(words[-1]) or sounds_unfinished(text)
+
+
+def _latin(word: str) -> bool:
+    """`word` has Latin letters (the scripts these rules are written for)."""
+    return any("a" <= ch <= "z" for ch in word)
 
 
 def _words(text: str) -> list[str]:
