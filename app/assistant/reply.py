@@ -43,7 +43,7 @@ from app.assistant.voice import HeldSpeech, VoiceStage
 from app.config import Settings
 from app.events import Event, IntentMatched
 from app.generation import generation_options
-from engine.base import ChatEngine, ChatMessage, GenerationStats
+from engine.base import ChatEngine, ChatMessage, GenerationOptions, GenerationStats
 from engine.conversation import fit_to_context
 from engine.errors import EngineError
 from speech.sentences import SentenceSplitter, trails_off
@@ -229,11 +229,8 @@ class ReplyStage:
 
     def _start_draft(self, turn: Turn, heard: str) -> None:
         engine = self._engine()
-        options = generation_options(self.settings)
-        with self.ledger.lock:
-            prompt = self.ledger.conversation.prompt(heard)
         try:
-            messages = fit_to_context(engine, prompt, options.max_tokens)
+            messages, options = self._messages(engine, heard)
         except EngineError as exc:  # the question itself will meet it and say so
             log.debug("no draft for %r: %s", heard, exc)
             return
@@ -309,13 +306,10 @@ class ReplyStage:
         if (turn.turn_id, heard) == self._prefilled or trails_off(heard):
             return
         self._prefilled = (turn.turn_id, heard)
-        options = generation_options(self.settings)
-        with self.ledger.lock:
-            prompt = self.ledger.conversation.prompt(heard)
         started = time.monotonic()
         self.engine.busy = turn
         try:
-            evaluated = engine.prefill(fit_to_context(engine, prompt, options.max_tokens))
+            evaluated = engine.prefill(self._messages(engine, heard)[0])
         except EngineError as exc:  # the question itself will meet it and say so
             log.debug("no prefill of %r: %s", heard, exc)
             return
@@ -332,10 +326,7 @@ class ReplyStage:
             self._stream(turn, [skill.text], lambda: GenerationStats())
             return
         engine = self._engine()
-        options = generation_options(self.settings)
-        with self.ledger.lock:
-            prompt = self.ledger.conversation.prompt(turn.user_text)
-        messages = fit_to_context(engine, prompt, options.max_tokens)
+        messages, options = self._messages(engine, turn.user_text)
         draft = self._take_draft(turn, messages)
         if draft is not None:
             self._stream(turn, draft.pieces, lambda: engine.last_stats, draft)
@@ -344,6 +335,15 @@ class ReplyStage:
         # leaves its stats complete
         pieces = engine.chat(messages, options, cancel=turn.stop_generating)
         self._stream(turn, pieces, lambda: engine.last_stats)
+
+    def _messages(self, engine: ChatEngine, text: str
+                  ) -> tuple[list[ChatMessage], GenerationOptions]:
+        """The conversation so far and `text` as the user's turn, fitted to `engine`'s
+        context (EngineError when it cannot be), with the generation options."""
+        options = generation_options(self.settings)
+        with self.ledger.lock:
+            prompt = self.ledger.conversation.prompt(text)
+        return fit_to_context(engine, prompt, options.max_tokens), options
 
     def _skills_claim(self, heard: str) -> bool:
         """A skill will answer `heard`: a draft would be wasted (and its voice, busy with
