@@ -291,9 +291,9 @@ class WhisperRecognizer(SpeechRecognizer):
         self._requested_frames = 0
         self._final_requested_frames = 0
         self._reported: _Decode | None = None
+        """The decode whose text `accept` last returned."""
         self._confirmed: _Decode | None = None
         """The decode last reported as covering all the speech in a pause."""
-        self._reported_text = ""
         self._loudest = 0.0
         """RMS of the loudest chunk of the utterance so far."""
         self._quietest = float("inf")
@@ -504,8 +504,8 @@ class WhisperRecognizer(SpeechRecognizer):
         confirms = paused and self._covers_speech(latest) and latest is not self._confirmed
         if latest is self._reported and not confirms:
             return None
-        changed = latest.text != self._reported_text
-        self._reported, self._reported_text = latest, latest.text
+        changed = self._reported is None or latest.text != self._reported.text
+        self._reported = latest
         if confirms:
             self._confirmed = latest
         return Transcript(text=latest.text, is_final=False) if changed or confirms else None
@@ -550,7 +550,6 @@ class WhisperRecognizer(SpeechRecognizer):
         self._latest = None
         self._reported = None
         self._confirmed = None
-        self._reported_text = ""
         self._loudest = 0.0
         self._quietest = float("inf")
         self._quiet_frames = 0
