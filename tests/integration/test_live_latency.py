@@ -93,7 +93,8 @@ def hands_free_assistant(vad: dict[str, object], whisper_tiny_dir: Path
     return assistant, microphone, events
 
 
-def _spoken(voice: PiperSynthesizer, text: str) -> AudioChunk:
+def piper_says(voice: PiperSynthesizer, text: str) -> AudioChunk:
+    """`text` in Piper's voice, at the microphone's 16 kHz."""
     audio = AudioChunk.concatenate(list(voice.synthesize(text, threading.Event())))
     return resample(audio, RATE)
 
@@ -113,7 +114,7 @@ def test_a_complete_request_ends_after_less_silence_than_one_that_trails_off(
     and "Set a timer for"; the first is ended by the short silence of a whole request,
     the second only by the full one."""
     voice = PiperSynthesizer(piper_voice_onnx, deterministic=True)
-    requests = {text: _spoken(voice, text) for text in ("What time is it?", "Set a timer for")}
+    requests = {text: piper_says(voice, text) for text in ("What time is it?", "Set a timer for")}
     assistant, microphone, events = hands_free_assistant(
         {"end_silence_ms": 2000, "quick_end_silence_ms": 250}, whisper_tiny_dir)
     silence_heard: dict[str, float] = {}
@@ -175,7 +176,7 @@ def test_a_request_cut_at_a_comma_gets_more_silence_to_go_on(
     `unfinished_end_silence_ms` keeps the turn open for the rest (live, Piper's own comma
     pause once cut "Tell me, | what is the weather like today?" as "Tell me.")."""
     voice = PiperSynthesizer(piper_voice_onnx, deterministic=True)
-    spoken = _spoken(voice, "Tell me, what time is it?")
+    spoken = piper_says(voice, "Tell me, what time is it?")
     # Piper's pause at the comma (its longest quiet inside), drawn out to 1.2 s
     steps = spoken.samples[:spoken.frames // 160 * 160].astype(np.float64).reshape(-1, 160)
     loudness = np.sqrt((steps ** 2).mean(axis=1))

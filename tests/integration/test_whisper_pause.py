@@ -6,7 +6,6 @@ before the pause while it lasts, and nothing while the person speaks."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +17,8 @@ from app.events import FinalTranscript
 from bench.stt import normalize
 from speech.audio import AudioChunk
 from speech.piper_tts import PiperSynthesizer
-from speech.resample import resample
 from speech.whisper_stt import PAUSE_SECONDS, WhisperOptions, WhisperRecognizer
-from tests.integration.test_live_latency import hands_free_assistant
+from tests.integration.test_live_latency import hands_free_assistant, piper_says
 
 RATE = 16000
 BLOCK = 480  # 30 ms, as the microphone delivers it
@@ -31,11 +29,6 @@ PAUSE_WINDOW = 8.0
 @pytest.fixture(scope="module")
 def voice(piper_voice_onnx: Path) -> PiperSynthesizer:
     return PiperSynthesizer(piper_voice_onnx, deterministic=True)
-
-
-def _spoken(voice: PiperSynthesizer, text: str) -> AudioChunk:
-    return resample(AudioChunk.concatenate(list(voice.synthesize(text, threading.Event()))),
-                    RATE)
 
 
 def _recording(recognizer: WhisperRecognizer) -> tuple[list[tuple[float, int]], list[float]]:
@@ -67,7 +60,7 @@ def test_the_decode_in_the_pause_is_the_final(whisper_tiny_dir: Path,
     recognizer = WhisperRecognizer(whisper_tiny_dir, options=WhisperOptions(
         window_seconds=PAUSE_WINDOW, partial_window_seconds=0.0))
     started, ran = _recording(recognizer)
-    audio = AudioChunk.concatenate([_spoken(voice, "What is twelve times seven?"),
+    audio = AudioChunk.concatenate([piper_says(voice, "What is twelve times seven?"),
                                     AudioChunk.silence(0.6, RATE)])
     partials = []
     begun = time.monotonic()
@@ -122,7 +115,7 @@ def test_a_partial_of_the_whole_request_is_the_final(whisper_tiny_dir: Path,
     in_pause = []
     try:
         recognizer.accept(AudioChunk.silence(0.3, RATE))  # (the quiet room: clean speech)
-        assert recognizer.accept(_spoken(voice, "What time is it?")) is None  # one partial
+        assert recognizer.accept(piper_says(voice, "What time is it?")) is None  # one partial
         for n in range(50):  # 1.5 s of quiet, in real time
             partial = recognizer.accept(AudioChunk.silence(BLOCK / RATE, RATE))
             if partial is not None:
@@ -143,7 +136,7 @@ def test_the_pause_transcript_is_what_was_said_before_the_pause(
     """Hands-free, real Silero and Whisper, a long end silence: during the pause after
     "What time is it?" the turn's pause transcript says it; while "And what day is it?"
     is spoken it is empty; in the last pause it holds both."""
-    first, second = _spoken(voice, "What time is it?"), _spoken(voice, "And what day is it?")
+    first, second = piper_says(voice, "What time is it?"), piper_says(voice, "And what day is it?")
     assistant, microphone, events = hands_free_assistant(
         {"end_silence_ms": 1500, "quick_end_silence_ms": 0}, whisper_tiny_dir)
     seen: list[tuple[float, str]] = []  # (seconds of audio delivered, pause transcript)
@@ -182,7 +175,7 @@ def test_in_noise_the_final_gets_whisper_s_own_window(whisper_tiny_dir: Path,
         window_seconds=PAUSE_WINDOW, noisy_window_seconds=30.0, partial_window_seconds=0.0))
     _, ran = _recording(recognizer)
     text = "What is twelve times seven?"
-    clean = AudioChunk.concatenate([AudioChunk.silence(0.3, RATE), _spoken(voice, text),
+    clean = AudioChunk.concatenate([AudioChunk.silence(0.3, RATE), piper_says(voice, text),
                                     AudioChunk.silence(0.3, RATE)])
     heard = {}
     try:
