@@ -67,6 +67,8 @@ class WavSource(AudioSource):
                 f"{self.path} is {audio.sample_rate} Hz; expected {sample_rate} Hz "
                 f"(convert with: sox {self.path.name} -r {sample_rate} -c 1 out.wav)"
             )
+        self.file_seconds = audio.seconds
+        """The file's own length (resampling can round `audio.seconds` by a sample)."""
         self._audio = resample_chunk(audio, sample_rate, mono=True)
         self._block = max(1, sample_rate * block_ms // 1000)
         self._pos = 0

@@ -42,7 +42,7 @@ def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
                       for w in transcript.words],
             "backend": backend,
             "model": model,
-            "audio_seconds": round(source.audio.seconds, 3),
+            "audio_seconds": round(source.file_seconds, 3),
             "elapsed_seconds": round(elapsed, 3),
         }, ensure_ascii=False))
     else:

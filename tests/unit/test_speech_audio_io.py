@@ -79,6 +79,15 @@ def test_wav_source_resamples_and_blocks(tmp_path: Path) -> None:
     assert abs(dominant_hz(joined) - 440) < 5
 
 
+def test_wav_source_keeps_the_file_s_own_length(tmp_path: Path) -> None:
+    """`hearth transcribe --json` reports the file's length: 38400 samples at 22.05 kHz
+    are 1.741 s, but 1.742 s once resampled to 16 kHz (27864 samples)."""
+    path = write_wav(tmp_path / "said.wav", AudioChunk(np.zeros(38400, np.int16), 22050))
+    source = WavSource(path, sample_rate=16000)
+    assert round(source.file_seconds, 3) == round(read_wav(path).seconds, 3) == 1.741
+    assert round(source.audio.seconds, 3) == 1.742
+
+
 def test_resample_keeps_pitch_and_length() -> None:
     out = resample(tone(1.0, 22050, hz=1000), 16000)
     assert out.sample_rate == 16000 and out.frames == 16000
