@@ -35,6 +35,18 @@ best sentence replaces the transcript when its log-probability is at most
 sentence of the grammar and stays as heard. The pass runs with the decode started in
 a pause, so a final taken from it costs nothing more.
 
+An open question (a transcript no skill sentence replaced) decoded with the short
+window is checked once more: the decoder runs again on the same encoder output without
+the bias prompt, and when the two transcripts disagree, the audio is decoded with
+Whisper's own 30 s window, whose transcript is taken (`recheck_window_seconds`). Whisper
+was trained on 30 s windows; with a shorter one, or with the skills' words as its
+"previous text", a word it hears as marginal tips more often ("What is the capital of
+friends.", "What colors the sky.", "the chemical symbol for goal": bench/whisper_window.py
+measured 37 wrong of 240 Piper renderings of the open questions at 10 s, 25 at 30 s,
+26 with this check, which decodes at 30 s for 8 % of them). The log-mel input itself
+does not depend on the window: its normalisation is relative to the loudest frame and
+the padding is silence, which is clamped to the floor whatever its length.
+
 The model is always a local folder (model.bin, config.json, tokenizer.json,
 vocabulary.txt), never a hub name, and HF_HUB_OFFLINE is set before faster-whisper
 is imported: nothing is downloaded at run time.
@@ -84,6 +96,11 @@ SILENCE_RMS = 120.0
 
 def _capitalized(sentence: str) -> str:
     return sentence[:1].upper() + sentence[1:] + "."
+
+
+def _words(text: str) -> list[str]:
+    """The words of a transcript, lower case, without punctuation."""
+    return _NON_WORD.sub(" ", text.lower()).split()
 
 
 def default_threads() -> int:
@@ -206,6 +223,10 @@ class WhisperOptions:
     second_pass_max_distance: float = 2.5
     """Grammar sentences farther than this (word edits) from the transcript are not
     considered."""
+    recheck_window_seconds: float = 30.0
+    """The window of the decode that settles an open question decoded with a shorter
+    window, when its transcripts with and without the bias prompt disagree (0: no
+    check; see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -237,6 +258,8 @@ class _Decode:
     is at least the final's)."""
     encoded: Any = None
     """The encoder's output (a CTranslate2 StorageView), kept for a second pass."""
+    samples: np.ndarray | None = None
+    """The audio decoded, kept for a decode with another window."""
     checked: bool = False
     """Whether the second pass has seen `text` (or there is none to do)."""
 
@@ -281,6 +304,9 @@ class WhisperRecognizer(SpeechRecognizer):
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, multilingual,
                                     task="transcribe", language=self.language)
         self._prompt_tokens = self._build_prompt()
+        self._bare_prompt_tokens = self._prompt_tokens[self._prompt_tokens.index(
+            self._tokenizer.sot_sequence[0]):]
+        """The decoder's start without the bias prompt."""
         self._warm_up()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self._samples: list[np.ndarray] = []
@@ -349,32 +375,62 @@ class WhisperRecognizer(SpeechRecognizer):
         features = self._model.feature_extractor(audio, padding=160 + pad)
         wanted = min(3000, features.shape[-1] - features.shape[-1] % 2)  # conv halves it
         features = np.ascontiguousarray(features[None, :, :wanted], dtype=np.float32)
-        seconds = frames / self.sample_rate
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(features),
                                            to_cpu=True)
+        text = self._generate(encoded, self._prompt_tokens, frames / self.sample_rate)
+        if text is None:
+            return _Decode(generation, frames, "", window, checked=True)
+        decoded = _Decode(generation, frames, text, window, encoded, samples,
+                          checked=not self._checks(window))
+        return self._check(decoded) if second_pass else decoded
+
+    def _generate(self, encoded: Any, prompt: list[int], seconds: float) -> str | None:
+        """The text the decoder reads in `encoded` after `prompt`; None when it hears no
+        speech."""
         result = self._model.model.generate(
-            encoded, [self._prompt_tokens], beam_size=self.options.beam_size,
+            encoded, [prompt], beam_size=self.options.beam_size,
             # the limit counts the prompt too; a few tokens a second stops a runaway loop
-            max_length=len(self._prompt_tokens) + int(16 + 10 * seconds),
+            max_length=len(prompt) + int(16 + 10 * seconds),
             return_no_speech_prob=True, suppress_blank=True,
             no_repeat_ngram_size=self.options.no_repeat_ngram_size,
         )[0]
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
-            return _Decode(generation, frames, "", window, checked=True)
+            return None
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        text = without_repeats(self._tokenizer.decode(tokens))
-        decoded = _Decode(generation, frames, text, window,
-                          encoded, checked=self.skill_sentences is None)
-        return self._check(decoded) if second_pass else decoded
+        return without_repeats(self._tokenizer.decode(tokens))
+
+    def _checks(self, window: float) -> bool:
+        """Whether a decode with `window` gets a second pass or a recheck."""
+        return self.skill_sentences is not None or self._rechecks(window)
+
+    def _rechecks(self, window: float) -> bool:
+        """Whether an open question decoded with `window` is checked again."""
+        recheck = self.options.recheck_window_seconds
+        return bool(self.prompt) and 0 < window < recheck
 
     def _check(self, decoded: _Decode) -> _Decode:
         """`decoded` after the second pass (see the module docstring)."""
         if decoded.checked or decoded.generation != self._generation:
             return decoded
         text = decoded.text
+        seconds = decoded.frames / self.sample_rate
         if self.skill_sentences is not None and text and decoded.encoded is not None:
-            text = self._second_pass(decoded.encoded, decoded.frames / self.sample_rate, text)
+            text = self._second_pass(decoded.encoded, seconds, text)
+        if text == decoded.text and text and self._rechecks(decoded.window):
+            text = self._recheck(decoded)
         return replace(decoded, text=text, checked=True)
+
+    def _recheck(self, decoded: _Decode) -> str:
+        """An open question's transcript, or Whisper's with its own window when the
+        decoder hears other words without the bias prompt (see the module docstring)."""
+        seconds = decoded.frames / self.sample_rate
+        bare = self._generate(decoded.encoded, self._bare_prompt_tokens, seconds)
+        if bare is not None and _words(bare) == _words(decoded.text):
+            return decoded.text
+        assert decoded.samples is not None
+        log.debug("recheck: %r, without the prompt %r", decoded.text, bare)
+        return self._decode(decoded.samples, decoded.generation,
+                            self.options.recheck_window_seconds).text
 
     def _second_pass(self, encoded: Any, seconds: float, heard: str) -> str:
         """The grammar sentence that replaces `heard`, or `heard` itself."""

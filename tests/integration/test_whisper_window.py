@@ -1,0 +1,90 @@
+"""Whisper's short encoder window and clean open questions, with the real tiny.en model,
+the bias prompt and skill grammar as Hearth runs them, and Piper's voice: an open question
+the 10 s window mishears (its transcripts with and without the bias prompt disagree) is
+decoded again with Whisper's own 30 s window; one heard the same both ways is not."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.stt import normalize
+from speech.audio import AudioChunk
+from speech.piper_tts import PiperSynthesizer
+from speech.resample import resample
+from speech.whisper_stt import WhisperOptions, WhisperRecognizer
+
+pytest.importorskip("rapidfuzz")
+
+RATE = 16000
+BLOCK = 480
+
+
+@pytest.fixture(scope="module")
+def voice(piper_voice_onnx: Path) -> PiperSynthesizer:
+    return PiperSynthesizer(piper_voice_onnx, deterministic=True)
+
+
+def _recognizer(model_dir: Path, options: WhisperOptions) -> WhisperRecognizer:
+    from app.skills import bias_phrases
+    from app.skills.recognizer_grammar import recognizer_grammar
+
+    return WhisperRecognizer(model_dir, bias_phrases=bias_phrases("en"),
+                             skill_sentences=recognizer_grammar("en"), options=options)
+
+
+def _heard(recognizer: WhisperRecognizer, voice: PiperSynthesizer, text: str,
+           lead_seconds: float) -> tuple[str, list[float]]:
+    """(final, windows of the decodes run) of `text` after `lead_seconds` of quiet, fed at
+    once (the partial it starts covers all the speech and is the pause's decode), then
+    0.3 s of quiet in blocks."""
+    windows: list[float] = []
+    decode: Callable[..., object] = recognizer._decode
+
+    def decoding(samples: np.ndarray, generation: int, window: float,
+                 second_pass: bool = False) -> object:
+        windows.append(window)
+        return decode(samples, generation, window, second_pass)
+
+    recognizer._decode = decoding  # type: ignore[method-assign,assignment]
+    speech = resample(AudioChunk.concatenate(list(voice.synthesize(text, threading.Event()))),
+                      RATE)
+    recognizer.accept(AudioChunk.concatenate([AudioChunk.silence(lead_seconds, RATE), speech]))
+    for _ in range(10):
+        recognizer.accept(AudioChunk.silence(BLOCK / RATE, RATE))
+    return recognizer.finish().text, windows
+
+
+def test_an_open_question_the_short_window_mishears_is_decoded_with_30_s(
+        whisper_tiny_dir: Path, voice: PiperSynthesizer) -> None:
+    said = "What is the capital of France?"
+    options = WhisperOptions()
+    before = _recognizer(whisper_tiny_dir, replace(options, recheck_window_seconds=0.0))
+    try:  # the premise: with 0.1 s of pre-roll the 10 s window alone hears "friends"
+        heard, windows = _heard(before, voice, said, 0.1)
+    finally:
+        before.close()
+    assert normalize(heard) == "what is the capital of friends" and windows == [10.0], heard
+    recognizer = _recognizer(whisper_tiny_dir, options)
+    try:
+        heard, windows = _heard(recognizer, voice, said, 0.1)
+    finally:
+        recognizer.close()
+    assert normalize(heard) == normalize(said)
+    assert windows == [10.0, 30.0]
+
+
+def test_an_open_question_heard_alike_is_not_decoded_again(
+        whisper_tiny_dir: Path, voice: PiperSynthesizer) -> None:
+    recognizer = _recognizer(whisper_tiny_dir, WhisperOptions())
+    try:
+        heard, windows = _heard(recognizer, voice, "What is the largest ocean?", 0.1)
+    finally:
+        recognizer.close()
+    assert normalize(heard) == "what is the largest ocean"
+    assert windows == [10.0]
