@@ -172,11 +172,13 @@ def _speech_bounds(audio: AudioChunk) -> tuple[float, float]:
 
 
 def barge_in(trials: int, replies: int, said: dict[str, AudioChunk], folder: Path,
-             save: Path | None = None, mode: str = "speech") -> dict[str, Any]:
+             save: Path | None = None, mode: str = "speech",
+             speak_at: Sequence[float] = ()) -> dict[str, Any]:
     """Voice barge-in latency (with its parts) and self-interruptions, with an echo
     canceller. Times are taken at the sound server: the speech's start (or, for the
     wake word, its end) found by cross-correlation in the microphone sink's monitor, and
-    the reply's last loud 10 ms at the speaker sink's monitor."""
+    the reply's last loud 10 ms at the speaker sink's monitor. `speak_at`: seconds into
+    the reply at which the trials speak, in turn (default: just after the echo settles)."""
     from app.assistant.barge_in import ECHO_SETTLE_SECONDS
     from app.events import ReplyFinished, SpeechFinished, SpeechStarted, TurnStarted
     from tests.integration.pulse import PulseServer
@@ -214,7 +216,8 @@ def barge_in(trials: int, replies: int, said: dict[str, AudioChunk], folder: Pat
                 since = len(events)
                 assistant.submit_text(STORY)
                 speaking = _wait_for(events, since, lambda e: isinstance(e, SpeechStarted))
-                time.sleep(ECHO_SETTLE_SECONDS + 0.5 + 0.37 * trial % 1.0)
+                time.sleep(speak_at[trial % len(speak_at)] if speak_at
+                           else ECHO_SETTLE_SECONDS + 0.5 + 0.37 * trial % 1.0)
                 played = time.monotonic()
                 player = server.play_wav_to_mic(wav, wait=False)
                 stop = _wait_for(events, since, lambda e, t=speaking.turn_id: isinstance(
@@ -320,11 +323,11 @@ def _ms(start: float | None, end: float | None) -> float | None:
 
 
 def measure(trials: int, replies: int, folder: Path, save: Path | None = None,
-            mode: str = "speech") -> dict[str, Any]:
+            mode: str = "speech", speak_at: Sequence[float] = ()) -> dict[str, Any]:
     """Synthesize what is said over the replies, then `barge_in` with `[audio] barge_in =
     mode`."""
     said = dict(zip(SAID, _synthesize(tuple(SAID.values())), strict=True))
-    return barge_in(trials, replies, said, folder, save, mode)
+    return barge_in(trials, replies, said, folder, save, mode, speak_at)
 
 
 def markdown(barge: dict[str, Any]) -> list[str]:
@@ -353,12 +356,13 @@ def markdown(barge: dict[str, Any]) -> list[str]:
 
 
 def run_barge_in_bench(trials: int = 5, replies: int = 50, save: Path | None = None,
-                       out: Path = RESULTS / "barge_in", mode: str = "speech") -> int:
+                       out: Path = RESULTS / "barge_in", mode: str = "speech",
+                       speak_at: Sequence[float] = ()) -> int:
     result: dict[str, Any] = {"meta": {"machine": platform.machine(), "cpus": os.cpu_count(),
                                        "when": time.strftime("%Y-%m-%d %H:%M"),
                                        "load": ", ".join(f"{x:.1f}" for x in os.getloadavg())}}
     with tempfile.TemporaryDirectory(prefix="hearth-barge-") as tmp:
-        result["barge_in"] = measure(trials, replies, Path(tmp), save, mode)
+        result["barge_in"] = measure(trials, replies, Path(tmp), save, mode, speak_at)
     result["meta"]["load_after"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     meta = result["meta"]
     meta["barge_in"] = mode
@@ -383,8 +387,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="results path without suffix (.json and .md are written)")
     parser.add_argument("--barge-in", default="speech", choices=("speech", "wake-word"),
                         help="[audio] barge_in")
+    parser.add_argument("--speak-at", default="",
+                        help="seconds into the reply at which trials speak, in turn "
+                             "(e.g. 1,2.5,4,5.5; default: just after the echo settles)")
     args = parser.parse_args(argv)
-    return run_barge_in_bench(args.trials, args.replies, args.save, args.out, args.barge_in)
+    speak_at = [float(x) for x in args.speak_at.split(",") if x.strip()]
+    return run_barge_in_bench(args.trials, args.replies, args.save, args.out, args.barge_in,
+                              speak_at)
 
 
 if __name__ == "__main__":

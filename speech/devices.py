@@ -395,6 +395,9 @@ class Speaker(AudioSink):
         """When the callback last handed audio of ours (not idle silence) to the device."""
         self._paused = False
         """`pause()` aborted the stream; `play` must not restart it until `resume()`."""
+        self.started_at = 0.0
+        """When the stream last (re)started (monotonic): an echo canceller in the sound
+        server resynchronizes after each start (app/assistant/barge_in.py)."""
         sd = _sounddevice()
         last_error: Exception | None = None
         for rate in dict.fromkeys((sample_rate or native, native)):  # requested, else native
@@ -416,7 +419,7 @@ class Speaker(AudioSink):
         # real time: warm means more than the burst has been requested
         self._warm_frames = int(self.sample_rate * (latency_seconds + 0.3))
         try:
-            self._stream.start()
+            self._start_stream()
         except sd.PortAudioError as exc:
             raise AudioDeviceError(f"cannot start speaker {self.device.name!r}: {exc}") from None
         # warm up: return once audio flows, so the first sentence is not clipped
@@ -462,7 +465,7 @@ class Speaker(AudioSink):
             self._idle.clear()
         if not self._stream.active and not self._paused:
             try:
-                self._stream.start()  # after a stop()
+                self._start_stream()  # after a stop()
             except Exception as exc:
                 raise AudioDeviceError(f"speaker {self.device.name!r} failed: {exc}") from None
         # poll, because a caller's cancel Event cannot be waited on together with ours
@@ -475,6 +478,10 @@ class Speaker(AudioSink):
                 self.stop()
                 return
             time.sleep(0.005)
+
+    def _start_stream(self) -> None:
+        self._stream.start()
+        self.started_at = time.monotonic()
 
     def start_promptly(self) -> None:
         """Call before the first chunk of a reply. A warm stream that has only played
@@ -545,7 +552,7 @@ class Speaker(AudioSink):
         self._paused = False
         if not self._stream.active:
             try:
-                self._stream.start()
+                self._start_stream()
             except Exception as exc:
                 raise AudioDeviceError(f"speaker {self.device.name!r} failed: {exc}") from None
 

@@ -22,6 +22,10 @@ echo far below what a person talking sounds like).
    included, for the recognizer.
 3. Otherwise RELEASED once `release_ms` after the drain pass without a voiced window, or
    `listen_ms` without confirmation: the caller resumes the reply.
+4. A leak comes in bursts (the canceller resynchronizes for seconds after the speaker's
+   stream restarts, as it does on resuming), so for `leak_memory_ms` after a release a
+   window counts as loud only at `leak_ratio` times the loudest window of the burst that
+   was released: a person talking over the reply stands well above what leaks of it.
 
 An echo cannot outlast the sound it echoes, so a leak costs a short pause, never the
 reply. The detector works on audio time only (no clock), so it can be tested on files.
@@ -70,7 +74,8 @@ class BargeInDetector:
                  onset_windows: int = 2, onset_span: int = 3, confirm_ms: int = 250,
                  drain_ms: int = 160, after_pause_ms: int = 64, release_ms: int = 192,
                  listen_ms: int = 600, pre_roll_ms: int = 300, min_rms: float = 60.0,
-                 floor_ratio: float = 4.0) -> None:
+                 floor_ratio: float = 4.0, leak_memory_ms: int = 4000,
+                 leak_ratio: float = 1.5) -> None:
         """`min_rms`: int16 RMS below which a window is never speech (60: -55 dBFS)."""
         self._classifier = classifier
         self._min_rms = min_rms
@@ -87,6 +92,8 @@ class BargeInDetector:
         self._listen = max(self._after, round(listen_ms / frame_ms))
         self._pre_roll = round(pre_roll_ms / frame_ms)
         self._frame_ms = frame_ms
+        self._leak_memory = round(leak_memory_ms / frame_ms)
+        self._leak_ratio = leak_ratio
         self._levels: collections.deque[float] = collections.deque(
             maxlen=round(FLOOR_SECONDS * 1000 / frame_ms))
         self.reset()
@@ -106,6 +113,11 @@ class BargeInDetector:
         self._quiet_after = 0
         self._confirmed = False
         self._frames_seen = 0
+        self._burst_peak = 0.0
+        """The loudest window counted as speech since the onset."""
+        self._leak_level = 0.0
+        """The loudest window of the burst last released (a leak), while remembered."""
+        self._leak_left = 0
         if isinstance(self._classifier, SileroClassifier):
             self._classifier.reset()
 
@@ -129,18 +141,31 @@ class BargeInDetector:
         while len(self._pending) - offset >= self._frame and not self._confirmed:
             frame = self._pending[offset:offset + self._frame]
             offset += self._frame
-            loud = self._loud(frame)  # (both always: the floor and Silero need every window)
-            event = self._step(frame, self._classifier.is_speech(frame) and loud)
+            rms = self._rms(frame)  # (all always: the floor and Silero need every window)
+            loud = rms >= self._threshold(rms)
+            voiced = self._classifier.is_speech(frame) and loud
+            if voiced:
+                self._burst_peak = max(self._burst_peak, rms)
+            event = self._step(frame, voiced)
             if event is not None:
                 events.append(event)
         self._pending = self._pending[offset:].copy()
         return events
 
-    def _loud(self, frame: np.ndarray) -> bool:
-        rms = float(np.sqrt(np.mean(np.square(frame.astype(np.float64)))))
+    @staticmethod
+    def _rms(frame: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(np.square(frame.astype(np.float64)))))
+
+    def _threshold(self, rms: float) -> float:
+        """The level a window must reach to count as speech (`rms`: this window's, which
+        joins the quiet level's history after)."""
         floor = float(np.percentile(self._levels, 10)) if self._levels else 0.0
         self._levels.append(rms)
-        return rms >= max(self._min_rms, self._floor_ratio * floor)
+        threshold = max(self._min_rms, self._floor_ratio * floor)
+        if self._leak_left > 0:
+            self._leak_left -= 1
+            threshold = max(threshold, self._leak_ratio * self._leak_level)
+        return threshold
 
     def _step(self, frame: np.ndarray, voiced: bool) -> BargeInEvent | None:
         self._frames_seen += 1
@@ -151,6 +176,8 @@ class BargeInDetector:
                 return None
             self._held = list(self._before)
             self._voiced = sum(self._recent)
+            self._burst_peak = max(self._rms(f) for f, v in zip(
+                list(self._before)[-len(self._recent):], self._recent, strict=True) if v)
             self._since_onset = self._voiced_after = self._quiet_after = 0
             self._extra_drain = 0
             self._before.clear()
@@ -173,6 +200,7 @@ class BargeInDetector:
             if (self._quiet_after >= self._release
                     or self._since_onset - drain >= self._listen):
                 self._held = None
+                self._leak_level, self._leak_left = self._burst_peak, self._leak_memory
                 return BargeInEvent(BargeInKind.RELEASED, self._seconds())
         return None
 

@@ -6,7 +6,8 @@ Only on the sound server's echo-cancelled signal and with `[audio] barge_in = "s
 `BargeInDetector` (speech/doubletalk.py) pauses the speaker at the first sign of speech
 and confirms 250 ms of it, part heard with the speaker silent (an echo stops with its
 sound); a reply that was only paused plays on. Not in a reply's first
-`ECHO_SETTLE_SECONDS`, nor in as long after a pause. The wake word is spotted by the
+`ECHO_SETTLE_SECONDS`; after a pause that was a leak, speech must be louder than the
+leak for as long (`BargeInDetector`'s leak memory). The wake word is spotted by the
 listen stage.
 """
 
@@ -28,10 +29,13 @@ from speech.io import AudioSink
 log = logging.getLogger(__name__)
 
 ECHO_SETTLE_SECONDS = 4.0
-"""No barge-in by speech in a reply's first 4 s or as long after a pause: a (re)started
-speaker stream makes PulseAudio's canceller resynchronize, leaking Hearth's voice for
-2.5-3.7 s (bench/barge_in.py: 47 of 63 pauses in 50 replies came 2.6-3.7 s after one).
-The wake word still barges in then."""
+"""No barge-in by speech in a reply's first 4 s: a (re)started speaker stream makes
+PulseAudio's canceller resynchronize, leaking Hearth's voice in bursts for up to 3.5 s
+(bench/barge_in.py with no settling: 77 of 78 leaks came 0.14-3.5 s after the stream
+started). The wake word still barges in then. Resuming after a pause restarts the stream
+too; there the detector's leak memory keeps the bursts that follow from pausing again,
+without making the reply deaf to a person (blind for 4 s after each such pause, 7 of 70
+barge-ins were missed)."""
 PAUSE_LIMIT_SECONDS = 2.0
 """A pause the detector has not ended by then (the microphone stopped delivering audio)
 is lifted: the detector decides within about 0.8 s of audio."""
@@ -64,6 +68,8 @@ class BargeInBySpeech:
         """When `_answering` was first heard speaking."""
         self._paused: Pausable | None = None
         """The speaker this paused (and must resume unless the reply is cancelled)."""
+        self._pause_count = 0
+        """Pauses so far (each has its own time limit)."""
         self.pauses = 0
         """Pauses that did not end in a barge-in (resumed replies)."""
 
@@ -79,15 +85,14 @@ class BargeInBySpeech:
             self._answering, self._speaking_since = current, None
             self._restart(detector)
         if current is not None and current.voice is Voice.SPEAKING:
-            now = time.monotonic()
-            self._speaking_since = self._speaking_since or now
-            if now - self._speaking_since < ECHO_SETTLE_SECONDS:
+            self._speaking_since = self._speaking_since or time.monotonic()
+            if self._settling():
                 self._restart(detector)
                 return None
         for event in detector.process(chunk):
             if event.kind is BargeInKind.ONSET:
-                log.debug("barge-in: speech? pausing (%.1f s into the reply)",
-                          self._into_reply())
+                log.debug("barge-in: speech? pausing (%.1f s into the reply, %.2f s after "
+                          "the speaker started)", self._into_reply(), self._since_start())
                 # (not while thinking: a stream stopped while idle resynchronizes the canceller)
                 if current is not None and current.voice is Voice.SPEAKING:
                     self._pause()
@@ -96,9 +101,7 @@ class BargeInBySpeech:
                 self.pauses += 1
                 log.info("barge-in: not speech, the reply plays on (%.1f s into it)",
                          self._into_reply())
-                if self._paused is not None:  # the restarted stream settles again
-                    self._resume()
-                    self._speaking_since = time.monotonic()
+                self._resume()
             elif event.audio is not None:
                 self._paused = None  # the caller's new turn stops the speaker
                 log.info("barge-in: %.2f s of speech over the reply (%.1f s into it)",
@@ -117,16 +120,19 @@ class BargeInBySpeech:
 
     def _pause(self) -> None:
         speaker = self._speaker()
-        if isinstance(speaker, Pausable):
-            speaker.pause()
-            self._paused = speaker
-            lift = threading.Timer(PAUSE_LIMIT_SECONDS, self._lift, args=(speaker,))
-            lift.daemon = True
-            lift.start()
+        if not isinstance(speaker, Pausable):
+            return
+        speaker.pause()
+        self._paused = speaker
+        self._pause_count += 1
+        lift = threading.Timer(PAUSE_LIMIT_SECONDS, self._lift, args=(self._pause_count,))
+        lift.daemon = True
+        lift.start()
 
-    def _lift(self, speaker: Pausable) -> None:
-        """A pause nothing ended (no more audio came): the reply plays on."""
-        if self._paused is speaker:
+    def _lift(self, pause: int) -> None:
+        """A pause nothing ended (no more audio came): the reply plays on. (Not a later
+        pause of the same speaker: that one has its own time limit.)"""
+        if self._paused is not None and self._pause_count == pause:
             log.warning("barge-in: no audio to decide on; the reply plays on")
             self._resume()
 
@@ -134,6 +140,16 @@ class BargeInBySpeech:
         speaker, self._paused = self._paused, None
         if speaker is not None:
             speaker.resume()
+
+    def _since_start(self) -> float:
+        """Seconds since the speaker's stream last (re)started, or since the reply began
+        to speak on a speaker that does not say."""
+        started = getattr(self._speaker(), "started_at", None) or self._speaking_since
+        return time.monotonic() - started if started else 0.0
+
+    def _settling(self) -> bool:
+        """In the reply's first `ECHO_SETTLE_SECONDS`, while the canceller settles."""
+        return self._paused is None and self._into_reply() < ECHO_SETTLE_SECONDS
 
     def _into_reply(self) -> float:
         return time.monotonic() - (self._speaking_since or time.monotonic())

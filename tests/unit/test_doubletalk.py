@@ -90,6 +90,26 @@ def test_quiet_leaks_below_the_loudness_floor_do_not_even_pause() -> None:
     assert kinds == []
 
 
+def test_after_a_released_leak_only_speech_louder_than_it_pauses() -> None:
+    # the canceller leaks in bursts: a second burst as loud as the first is ignored for
+    # leak_memory_ms, a person talking well above it is not
+    detector = BargeInDetector(ScriptedClassifier(), leak_memory_ms=2000, leak_ratio=1.5)
+    leak = _windows((10, 0), (6, 2000), (20, 0))
+    assert _kinds(detector, leak) == [BargeInKind.ONSET, BargeInKind.RELEASED]
+    assert _kinds(detector, _windows((6, 2000), (10, 0))) == []
+    louder = _kinds(detector, _windows((30, 4000)))
+    assert louder == [BargeInKind.ONSET, BargeInKind.CONFIRMED]
+
+
+def test_the_memory_of_a_leak_fades() -> None:
+    detector = BargeInDetector(ScriptedClassifier(), leak_memory_ms=1000)
+    assert _kinds(detector, _windows((10, 0), (6, 2000), (20, 0))) == [
+        BargeInKind.ONSET, BargeInKind.RELEASED]
+    # 20 windows (0.64 s) of the 1 s already passed in the release above
+    assert _kinds(detector, _windows((15, 0), (6, 2000), (20, 0))) == [
+        BargeInKind.ONSET, BargeInKind.RELEASED]
+
+
 def test_after_a_barge_in_it_stays_quiet_until_reset() -> None:
     detector = BargeInDetector(ScriptedClassifier())
     speech = _windows((10, 0), (30, 2000))
@@ -173,3 +193,32 @@ def test_a_pause_nothing_ends_is_lifted(monkeypatch: pytest.MonkeyPatch) -> None
     while speaker.calls == ["pause"] and time.monotonic() < deadline:
         time.sleep(0.01)
     assert speaker.calls == ["pause", "resume"]
+
+
+def test_speech_just_after_a_released_leak_still_barges_in(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a leak paused and resumed the reply; the person who then talks over it is heard
+    # (a released leak no longer blinds barge-in for as long as a reply's start does)
+    barge_in, speaker, reply = _barge_in(monkeypatch)
+    monkeypatch.setattr("app.assistant.barge_in.ECHO_SETTLE_SECONDS", 0.2)
+    _hear(barge_in, reply, _windows((10, 0)))
+    time.sleep(0.3)  # past the reply's first ECHO_SETTLE_SECONDS
+    heard = _hear(barge_in, reply, _windows((10, 0), (6, 1500), (20, 0), (30, 6000)))
+    assert speaker.calls == ["pause", "resume", "pause"]
+    assert len(heard) == 1 and heard[0].seconds >= 0.25
+
+
+def test_the_time_limit_of_an_earlier_pause_does_not_lift_a_later_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("app.assistant.barge_in.PAUSE_LIMIT_SECONDS", 0.5)
+    barge_in, speaker, reply = _barge_in(monkeypatch)
+    _hear(barge_in, reply, _windows((10, 0), (6, 2000), (20, 0)))  # paused, resumed
+    assert speaker.calls == ["pause", "resume"]
+    time.sleep(0.3)
+    _hear(barge_in, reply, _windows((3, 8000)))  # a second pause, undecided
+    time.sleep(0.35)  # the first pause's limit has passed, not the second's
+    assert speaker.calls == ["pause", "resume", "pause"]
+    deadline = time.monotonic() + 5
+    while len(speaker.calls) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert speaker.calls == ["pause", "resume", "pause", "resume"]
