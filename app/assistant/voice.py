@@ -209,14 +209,13 @@ class VoiceStage:
             if isinstance(item, Announce):
                 continue  # (synthesized above)
             turn = item.turn
-            if turn.cancel.is_set() or turn.finished:
-                continue
-            if isinstance(item, ReplyEnd):
-                self.play_q.put(item)
-                continue
-            held = self._held(item)
+            held = self._held(item) if isinstance(item, Sentence) else None
             if held is not None:
-                self._synthesize_held(held)
+                self._synthesize_held(held)  # (settles it, whether or not the turn is on)
+            elif turn.cancel.is_set() or turn.finished:
+                continue
+            elif isinstance(item, ReplyEnd):
+                self.play_q.put(item)
             elif not (turn.stop_generating.is_set() or turn.voice is Voice.DONE):
                 self._synthesize(turn, item.text)
 
@@ -244,6 +243,8 @@ class VoiceStage:
         turn = held.sentence.turn
         synthesizer = self.synthesizer.component
         try:
+            if turn.cancel.is_set() or turn.finished:
+                held.dropped.set()  # (its turn is over: nothing will release it)
             if synthesizer is None or not self.output or held.dropped.is_set():
                 return
             self.synthesizer.busy = turn

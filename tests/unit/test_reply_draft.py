@@ -362,3 +362,28 @@ def test_a_hands_free_question_is_answered_by_its_draft() -> None:
     assert len(engine.calls) == 1 and engine.overlaps == 0
     assert "".join(e.text for e in events if isinstance(e, ReplyToken)) == \
         "It is noon. Have a nice day."
+
+
+def test_a_sentence_held_for_a_turn_that_ended_does_not_silence_later_beeps() -> None:
+    """A held sentence whose turn ended before its synthesis began is never released:
+    it must not stay listed as speech about to be played (beeps give way to that)."""
+    settings = settings_from_dict({"audio": {"beeps": True}})
+    ledger = TurnLedger(Conversation("You are Hearth.", max_turns=4), EventLog(),
+                        lambda: None, lambda: None)
+    speaker = FakeSpeaker(speed=0.2)
+    voice = VoiceStage(
+        settings, ledger,
+        Stage("synthesizer", Code.TTS_FAILED, "The voice", "synth", None,
+              _TaggedSynthesizer(chunk_seconds=0.05)),
+        Stage("speaker", Code.SPEAKER_FAILED, "The speaker", "play", None, speaker),
+        output=True)
+    turn = ledger.begin(Trigger.VAD, time.monotonic())
+    assert turn is not None
+    voice.hold(turn, "Paris is the capital of France.")
+    ledger.finish(turn)
+    voice.synth_q.put(Stop())
+    voice.run_synthesis()  # the held sentence, then Stop
+    voice.beep(beeps.stop_beep)
+    voice.play_q.put(Stop())
+    voice.run_playback()
+    assert len(speaker.played) == 1  # the beep, and nothing of the held sentence
