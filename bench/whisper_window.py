@@ -10,9 +10,13 @@ decode ends within a block: the same on every run). Partials are off unless `--p
 (they cost most of the run and the final is the decode in the pause either way).
 
 Per window rule: the wrong finals, and the pause's cost (work the worker did from the end
-of the speech to the final, wall and CPU ms). Results go to bench/results/whisper_window.*.
+of the speech to the final, wall and CPU ms). With `--paced`, the blocks come in real time
+with partials as live, and `finish()` is called `PACED_QUIET_SECONDS` after the end of the
+speech, as the endpointer's quick end does: the pause's cost is then the wait in
+`finish()`, which adds to the live latency (its `final_transcript_ms`). Results go to
+bench/results/whisper_window.*.
 
-    python -m bench.whisper_window [--renderings 4] [--rules before,after,30s]
+    python -m bench.whisper_window [--renderings 4] [--rules before,after,30s] [--paced]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import statistics
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,9 @@ RATE = 16000
 LEADS_SECONDS = (0.1, 0.2, 0.3)
 """Quiet before the speech (the endpointer's pre-roll varies with when it hears speech)."""
 TRAIL_SECONDS = 0.6
+PACED_QUIET_SECONDS = 0.3
+"""Quiet after the speech before `finish()` with `--paced` (the quick end is 250 ms of
+quiet by Silero's measure, which starts a little after the words end)."""
 RULES: dict[str, dict[str, Any]] = {
     "before": {"recheck_window_seconds": 0.0},
     "after": {},
@@ -95,20 +103,29 @@ def _speech_end(audio: AudioChunk) -> int:
     return int(loud[-1] + 1) * BLOCK
 
 
-def live_turn(recognizer: Any, audio: AudioChunk) -> tuple[str, float, float]:
+def live_turn(recognizer: Any, audio: AudioChunk, paced: bool) -> tuple[str, float, float]:
     """(final text, pause ms, pause CPU ms) of `audio` fed in blocks, each after the
     decode in progress has ended; the pause is the wait from the end of the speech to
-    the final."""
+    the final. `paced`: in real time instead, up to `PACED_QUIET_SECONDS` after the
+    speech; the pause is the wait in `finish()`."""
     speech_end = _speech_end(audio)
     wall = cpu = 0.0
-    for i in range(0, audio.frames, BLOCK):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        if recognizer._pending is not None:  # (a live machine would be decoding it now)
-            recognizer._pending.result()
-        if i >= speech_end:
-            wall += time.perf_counter() - started
-            cpu += time.process_time() - cpu_started
-        recognizer.accept(AudioChunk(audio.samples[i:i + BLOCK].copy(), RATE))
+    if paced:
+        begun = time.perf_counter()
+        end = min(audio.frames, speech_end + int(PACED_QUIET_SECONDS * RATE))
+        for n, i in enumerate(range(0, end, BLOCK)):
+            time.sleep(max(0.0, begun + n * BLOCK / RATE - time.perf_counter()))
+            recognizer.accept(AudioChunk(audio.samples[i:i + BLOCK].copy(), RATE))
+        time.sleep(max(0.0, begun + end / RATE - time.perf_counter()))
+    else:
+        for i in range(0, audio.frames, BLOCK):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            if recognizer._pending is not None:  # (a live machine would be decoding it now)
+                recognizer._pending.result()
+            if i >= speech_end:
+                wall += time.perf_counter() - started
+                cpu += time.process_time() - cpu_started
+            recognizer.accept(AudioChunk(audio.samples[i:i + BLOCK].copy(), RATE))
     started, cpu_started = time.perf_counter(), time.process_time()
     text = str(recognizer.finish().text)
     wall += time.perf_counter() - started
@@ -116,8 +133,8 @@ def live_turn(recognizer: Any, audio: AudioChunk) -> tuple[str, float, float]:
     return text, wall * 1000, cpu * 1000
 
 
-def run_rule(name: str, cases: Sequence[tuple[str, int, AudioChunk]], partials: bool
-             ) -> dict[str, Any]:
+def run_rule(name: str, cases: Sequence[tuple[str, int, AudioChunk]], partials: bool,
+             paced: bool = False) -> dict[str, Any]:
     """One rule over every case and lead: wrong finals and the pause's cost."""
     from dataclasses import replace
 
@@ -134,12 +151,20 @@ def run_rule(name: str, cases: Sequence[tuple[str, int, AudioChunk]], partials: 
                                    skill_sentences=recognizer_grammar("en"), options=options)
     wrong: list[dict[str, Any]] = []
     walls, cpus = [], []
+    windows: Counter[float] = Counter()
+    decode = recognizer._decode
+
+    def counted(samples: np.ndarray, generation: int, window: float, *rest: Any) -> Any:
+        windows[window] += 1
+        return decode(samples, generation, window, *rest)
+
+    recognizer._decode = counted  # type: ignore[method-assign]
     try:
         for text, k, speech in cases:
             for lead in LEADS_SECONDS:
                 audio = AudioChunk.concatenate([AudioChunk.silence(lead, RATE), speech,
                                                 AudioChunk.silence(TRAIL_SECONDS, RATE)])
-                heard, wall, cpu = live_turn(recognizer, audio)
+                heard, wall, cpu = live_turn(recognizer, audio, paced)
                 walls.append(wall)
                 cpus.append(cpu)
                 if normalize(heard) != normalize(text):
@@ -151,10 +176,11 @@ def run_rule(name: str, cases: Sequence[tuple[str, int, AudioChunk]], partials: 
            "pause_ms_median": round(statistics.median(walls), 1),
            "pause_ms_p90": round(float(np.percentile(walls, 90)), 1),
            "pause_cpu_ms_median": round(statistics.median(cpus), 1),
+           "decodes_by_window": {str(w): n for w, n in sorted(windows.items())},
            "load_average": [round(x, 2) for x in os.getloadavg()], "misheard": wrong}
     print(f"{name}: wrong {len(wrong)}/{turns}, pause median {row['pause_ms_median']} ms "
-          f"(p90 {row['pause_ms_p90']}, CPU {row['pause_cpu_ms_median']}), load "
-          f"{row['load_average'][0]}", flush=True)
+          f"(p90 {row['pause_ms_p90']}, CPU {row['pause_cpu_ms_median']}), decodes by "
+          f"window {row['decodes_by_window']}, load {row['load_average'][0]}", flush=True)
     return row
 
 
@@ -164,12 +190,13 @@ def markdown(rows: dict[str, Any]) -> str:
              "renderings of bench/stt.py's open questions, pre-roll "
              f"{', '.join(str(s) for s in LEADS_SECONDS)} s; pause: end of speech -> final "
              "(the worker's time).", "",
-             "| rule | renderings | wrong | pause median ms | p90 ms | CPU median ms | load |",
-             "|---|---|---|---|---|---|---|"]
+             "| rule | wrong | pause median ms | p90 ms | CPU median ms | decodes by window "
+             "| load |", "|---|---|---|---|---|---|---|"]
     for label, row in rows.items():
-        lines.append(f"| {label} | {row['renderings']} | {row['wrong']}/{row['turns']} | "
-                     f"{row['pause_ms_median']} | {row['pause_ms_p90']} | "
-                     f"{row['pause_cpu_ms_median']} | {row['load_average'][0]} |")
+        counts = ", ".join(f"{w} s: {n}" for w, n in row.get("decodes_by_window", {}).items())
+        lines.append(f"| {label} | {row['wrong']}/{row['turns']} | {row['pause_ms_median']} | "
+                     f"{row['pause_ms_p90']} | {row['pause_cpu_ms_median']} | {counts or '-'} | "
+                     f"{row['load_average'][0]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -180,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="skip the renderings numbered below this (fresh audio)")
     parser.add_argument("--rules", default="before,after", help=f"of {', '.join(RULES)}")
     parser.add_argument("--partials", action="store_true", help="partials as live (slower)")
+    parser.add_argument("--paced", action="store_true",
+                        help="in real time with partials; the pause is the wait in finish()")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     args = parser.parse_args(argv)
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
@@ -190,8 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = json.loads(store.read_text()) if store.exists() else {}
     for name in rules:
         numbers = f"{args.first}-{args.renderings - 1}"
-        label = f"{name}{' +partials' if args.partials else ''}, renderings {numbers}"
-        row = run_rule(name, cases, args.partials)
+        mode = " paced" if args.paced else " +partials" if args.partials else ""
+        label = f"{name}{mode}, renderings {numbers}"
+        row = run_rule(name, cases, args.partials or args.paced, args.paced)
         row["renderings"] = numbers
         rows[label] = row
         args.out.mkdir(parents=True, exist_ok=True)
