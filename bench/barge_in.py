@@ -228,6 +228,8 @@ def barge_in(trials: int, replies: int, said: dict[str, AudioChunk], folder: Pat
                 row["listen_backlog_chunks"] = backlog.most(played, stop.timestamp)
                 rows[name].append(row)
                 print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+                if not stop.interrupted:  # missed: what was said may start a turn of its own
+                    time.sleep(3.0)
                 assistant.cancel()
                 time.sleep(0.5)
         replies_from = time.monotonic()
