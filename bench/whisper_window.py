@@ -9,12 +9,12 @@ each block the decode in progress is waited for (the schedule of a machine on wh
 decode ends within a block: the same on every run). Partials are off unless `--partials`
 (they cost most of the run and the final is the decode in the pause either way).
 
-Per window rule: the wrong finals, and the pause's cost (work the worker did from the end
-of the speech to the final, wall and CPU ms). With `--paced`, the blocks come in real time
-with partials as live, and `finish()` is called `PACED_QUIET_SECONDS` after the end of the
-speech, as the endpointer's quick end does: the pause's cost is then the wait in
-`finish()`, which adds to the live latency (its `final_transcript_ms`). Results go to
-bench/results/whisper_window.*.
+The rules take turns on each case (so they see the same load). Per rule: the wrong
+finals, and the pause's cost (work the worker did from the end of the speech to the
+final, wall and CPU ms). With `--paced`, the blocks come in real time with partials as
+live, and `finish()` is called `PACED_QUIET_SECONDS` after the end of the speech, as the
+endpointer's quick end does: the pause's cost is then the wait in `finish()`, which adds
+to the live latency (its `final_transcript_ms`). Results go to bench/results/whisper_window.*.
 
     python -m bench.whisper_window [--renderings 4] [--rules before,after,30s] [--paced]
 """
@@ -133,55 +133,72 @@ def live_turn(recognizer: Any, audio: AudioChunk, paced: bool) -> tuple[str, flo
     return text, wall * 1000, cpu * 1000
 
 
-def run_rule(name: str, cases: Sequence[tuple[str, int, AudioChunk]], partials: bool,
-             paced: bool = False) -> dict[str, Any]:
-    """One rule over every case and lead: wrong finals and the pause's cost."""
-    from dataclasses import replace
+class _Rule:
+    """One rule's recognizer and tallies."""
 
-    from app.models.store import ModelStore
-    from app.skills import bias_phrases
-    from app.skills.recognizer_grammar import recognizer_grammar
-    from speech.whisper_stt import WhisperOptions, WhisperRecognizer
+    def __init__(self, name: str, partials: bool) -> None:
+        from dataclasses import replace
 
-    options = replace(WhisperOptions(), **RULES[name])
-    if not partials:
-        options = replace(options, partial_interval_seconds=3600.0)
-    recognizer = WhisperRecognizer(ModelStore().path("whisper-tiny.en"),
-                                   bias_phrases=bias_phrases("en"),
-                                   skill_sentences=recognizer_grammar("en"), options=options)
-    wrong: list[dict[str, Any]] = []
-    walls, cpus = [], []
-    windows: Counter[float] = Counter()
-    decode = recognizer._decode
+        from app.models.store import ModelStore
+        from app.skills import bias_phrases
+        from app.skills.recognizer_grammar import recognizer_grammar
+        from speech.whisper_stt import WhisperOptions, WhisperRecognizer
 
-    def counted(samples: np.ndarray, generation: int, window: float, *rest: Any) -> Any:
-        windows[window] += 1
-        return decode(samples, generation, window, *rest)
+        options = replace(WhisperOptions(), **RULES[name])
+        if not partials:
+            options = replace(options, partial_interval_seconds=3600.0)
+        self.name = name
+        self.recognizer = WhisperRecognizer(
+            ModelStore().path("whisper-tiny.en"), bias_phrases=bias_phrases("en"),
+            skill_sentences=recognizer_grammar("en"), options=options)
+        self.wrong: list[dict[str, Any]] = []
+        self.walls: list[float] = []
+        self.cpus: list[float] = []
+        self.windows: Counter[float] = Counter()
+        decode = self.recognizer._decode
 
-    recognizer._decode = counted  # type: ignore[method-assign]
+        def counted(samples: np.ndarray, generation: int, window: float, *rest: Any) -> Any:
+            self.windows[window] += 1
+            return decode(samples, generation, window, *rest)
+
+        self.recognizer._decode = counted  # type: ignore[method-assign]
+
+    def row(self) -> dict[str, Any]:
+        row = {"wrong": len(self.wrong), "turns": len(self.walls),
+               "pause_ms_median": round(statistics.median(self.walls), 1),
+               "pause_ms_p90": round(float(np.percentile(self.walls, 90)), 1),
+               "pause_cpu_ms_median": round(statistics.median(self.cpus), 1),
+               "decodes_by_window": {str(w): n for w, n in sorted(self.windows.items())},
+               "load_average": [round(x, 2) for x in os.getloadavg()],
+               "misheard": self.wrong}
+        print(f"{self.name}: wrong {row['wrong']}/{row['turns']}, pause median "
+              f"{row['pause_ms_median']} ms (p90 {row['pause_ms_p90']}, CPU "
+              f"{row['pause_cpu_ms_median']}), decodes by window {row['decodes_by_window']}, "
+              f"load {row['load_average'][0]}", flush=True)
+        return row
+
+
+def run_rules(names: Sequence[str], cases: Sequence[tuple[str, int, AudioChunk]],
+              partials: bool, paced: bool = False) -> dict[str, dict[str, Any]]:
+    """Every rule over every case and lead, the rules taking turns on each (so they see
+    the same load): wrong finals and the pause's cost, by rule."""
+    rules = [_Rule(name, partials) for name in names]
     try:
         for text, k, speech in cases:
             for lead in LEADS_SECONDS:
                 audio = AudioChunk.concatenate([AudioChunk.silence(lead, RATE), speech,
                                                 AudioChunk.silence(TRAIL_SECONDS, RATE)])
-                heard, wall, cpu = live_turn(recognizer, audio, paced)
-                walls.append(wall)
-                cpus.append(cpu)
-                if normalize(heard) != normalize(text):
-                    wrong.append({"said": text, "rendering": k, "lead": lead, "heard": heard})
+                for rule in rules:
+                    heard, wall, cpu = live_turn(rule.recognizer, audio, paced)
+                    rule.walls.append(wall)
+                    rule.cpus.append(cpu)
+                    if normalize(heard) != normalize(text):
+                        rule.wrong.append({"said": text, "rendering": k, "lead": lead,
+                                           "heard": heard})
     finally:
-        recognizer.close()
-    turns = len(walls)
-    row = {"wrong": len(wrong), "turns": turns,
-           "pause_ms_median": round(statistics.median(walls), 1),
-           "pause_ms_p90": round(float(np.percentile(walls, 90)), 1),
-           "pause_cpu_ms_median": round(statistics.median(cpus), 1),
-           "decodes_by_window": {str(w): n for w, n in sorted(windows.items())},
-           "load_average": [round(x, 2) for x in os.getloadavg()], "misheard": wrong}
-    print(f"{name}: wrong {len(wrong)}/{turns}, pause median {row['pause_ms_median']} ms "
-          f"(p90 {row['pause_ms_p90']}, CPU {row['pause_cpu_ms_median']}), decodes by "
-          f"window {row['decodes_by_window']}, load {row['load_average'][0]}", flush=True)
-    return row
+        for rule in rules:
+            rule.recognizer.close()
+    return {rule.name: rule.row() for rule in rules}
 
 
 def markdown(rows: dict[str, Any]) -> str:
@@ -217,16 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = [c for c in renderings(questions(), args.renderings) if c[1] >= args.first]
     store = args.out / "whisper_window.json"
     rows = json.loads(store.read_text()) if store.exists() else {}
-    for name in rules:
-        numbers = f"{args.first}-{args.renderings - 1}"
-        mode = " paced" if args.paced else " +partials" if args.partials else ""
-        label = f"{name}{mode}, renderings {numbers}"
-        row = run_rule(name, cases, args.partials or args.paced, args.paced)
+    numbers = f"{args.first}-{args.renderings - 1}"
+    mode = " paced" if args.paced else " +partials" if args.partials else ""
+    for name, row in run_rules(rules, cases, args.partials or args.paced, args.paced).items():
         row["renderings"] = numbers
-        rows[label] = row
-        args.out.mkdir(parents=True, exist_ok=True)
-        store.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
-        (args.out / "whisper_window.md").write_text(markdown(rows))
+        rows[f"{name}{mode}, renderings {numbers}"] = row
+    args.out.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
+    (args.out / "whisper_window.md").write_text(markdown(rows))
     return 0
 
 

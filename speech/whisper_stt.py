@@ -43,11 +43,11 @@ was trained on 30 s windows; with a shorter one, or with the skills' words as it
 "previous text", a word it hears as marginal tips more often ("What is the capital of
 friends.", "What colors the sky.", "the chemical symbol for goal"). bench/whisper_window.py
 (Piper renderings of the open questions, as live turns): 56 wrong of 360 at 10 s, 61 at
-8 s, 56 at 12 s, 50 at 20 s, 41 at 30 s, 98 with the audio plus 2 s; 43 with this
-check (110 and 89 of 720). The log-mel input does not depend on the window: it is
-normalised to the loudest frame, and the padding is digital silence, clamped to the
-same floor however long it is (the speech's frames are equal at 10, 15 and 30 s); what
-changes is how many frames the encoder attends over.
+8 s, 56 at 12 s, 50 at 20 s, 41 at 30 s, 98 with the audio plus 2 s; 44 with this
+check (110 and 93 of 720, 9 % decoded at 30 s). The log-mel input does not depend on
+the window: it is normalised to the loudest frame, and the padding is digital silence,
+clamped to the same floor however long it is (the speech's frames are equal at 10, 15
+and 30 s); what changes is how many frames the encoder attends over.
 
 The model is always a local folder (model.bin, config.json, tokenizer.json,
 vocabulary.txt), never a hub name, and HF_HUB_OFFLINE is set before faster-whisper
