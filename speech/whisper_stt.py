@@ -264,7 +264,8 @@ class _Decode:
     samples: np.ndarray | None = None
     """The audio decoded, kept for a decode with another window."""
     checked: bool = False
-    """Whether the second pass has seen `text` (or there is none to do)."""
+    """Whether the second pass and the recheck have seen `text` (or there are none to
+    do)."""
 
 
 class WhisperRecognizer(SpeechRecognizer):
@@ -413,13 +414,13 @@ class WhisperRecognizer(SpeechRecognizer):
         return bool(self.prompt) and 0 < window < recheck
 
     def _check(self, decoded: _Decode) -> _Decode:
-        """`decoded` after the second pass (see the module docstring)."""
+        """`decoded` after the second pass and, if it is an open question, the recheck
+        (see the module docstring)."""
         if decoded.checked or decoded.generation != self._generation:
             return decoded
         text = decoded.text
-        seconds = decoded.frames / self.sample_rate
         if self.skill_sentences is not None and text and decoded.encoded is not None:
-            text = self._second_pass(decoded.encoded, seconds, text)
+            text = self._second_pass(decoded.encoded, decoded.frames / self.sample_rate, text)
         if text == decoded.text and text and self._rechecks(decoded.window):
             text = self._recheck(decoded)
         return replace(decoded, text=text, checked=True)
