@@ -45,9 +45,12 @@ TRAIL_SECONDS = 0.6
 PACED_QUIET_SECONDS = 0.3
 """Quiet after the speech before `finish()` with `--paced` (the quick end is 250 ms of
 quiet by Silero's measure, which starts a little after the words end)."""
+SCORE_THRESHOLDS = (-0.1, -0.15, -0.2, -0.25, -0.3, -0.35, -0.4, -0.5)
+"""`recheck_below_score` values the rechecked turns are tallied for."""
 RULES: dict[str, dict[str, Any]] = {
     "before": {"recheck_window_seconds": 0.0},
     "after": {},
+    "recheck-all": {"recheck_below_score": 0.0},
     "8s": {"window_seconds": 8.0, "partial_window_seconds": 8.0, "recheck_window_seconds": 0.0},
     "12s": {"window_seconds": 12.0, "partial_window_seconds": 12.0,
             "recheck_window_seconds": 0.0},
@@ -59,7 +62,8 @@ RULES: dict[str, dict[str, Any]] = {
                  "recheck_window_seconds": 0.0},
 }
 """WhisperOptions per rule: 'before' is the 10 s window alone, 'after' the defaults (10 s
-and the recheck of open questions with Whisper's 30 s window)."""
+and the recheck of open questions scored below `recheck_below_score` with Whisper's 30 s
+window), 'recheck-all' the recheck of every open question."""
 
 
 def questions() -> list[str]:
@@ -162,6 +166,31 @@ class _Rule:
             return decode(samples, generation, window, *rest)
 
         self.recognizer._decode = counted  # type: ignore[method-assign]
+        self.rechecks: list[tuple[float, str, str]] = []
+        """(score, transcript, rechecked transcript) of each recheck of the turn."""
+        recheck = self.recognizer._recheck
+
+        def scored(decoded: Any) -> str:
+            text = recheck(decoded)
+            self.rechecks.append((decoded.score, decoded.text, text))
+            return text
+
+        self.recognizer._recheck = scored  # type: ignore[method-assign]
+        self.scored: list[dict[str, Any]] = []
+        """Per turn rechecked: its score, whether the final is right, and whether the
+        transcript before the recheck was."""
+
+    def by_threshold(self) -> dict[str, dict[str, Any]]:
+        """Wrong finals and the share of rechecked turns had only turns scored below each
+        threshold been rechecked (from the turns rechecked here, with every score)."""
+        out = {}
+        for threshold in SCORE_THRESHOLDS:
+            kept = [s for s in self.scored if s["score"] >= threshold]
+            changed = sum(s["right_before"] - s["right"] for s in kept)
+            out[str(threshold)] = {
+                "wrong": len(self.wrong) - changed,
+                "rechecked": round(1 - len(kept) / max(1, len(self.scored)), 3)}
+        return out
 
     def row(self) -> dict[str, Any]:
         row = {"wrong": len(self.wrong), "turns": len(self.walls),
@@ -171,6 +200,10 @@ class _Rule:
                "decodes_by_window": {str(w): n for w, n in sorted(self.windows.items())},
                "load_average": [round(x, 2) for x in os.getloadavg()],
                "misheard": self.wrong}
+        if self.scored:
+            row["by_score_threshold"] = self.by_threshold()
+            row["scored"] = self.scored
+            print(f"  if rechecked below score: {row['by_score_threshold']}", flush=True)
         print(f"{self.name}: wrong {row['wrong']}/{row['turns']}, pause median "
               f"{row['pause_ms_median']} ms (p90 {row['pause_ms_p90']}, CPU "
               f"{row['pause_cpu_ms_median']}), decodes by window {row['decodes_by_window']}, "
@@ -189,7 +222,15 @@ def run_rules(names: Sequence[str], cases: Sequence[tuple[str, int, AudioChunk]]
                 audio = AudioChunk.concatenate([AudioChunk.silence(lead, RATE), speech,
                                                 AudioChunk.silence(TRAIL_SECONDS, RATE)])
                 for rule in rules:
+                    rule.rechecks.clear()
                     heard, wall, cpu = live_turn(rule.recognizer, audio, paced)
+                    if rule.rechecks:
+                        score, before, after = rule.rechecks[-1]
+                        rule.scored.append({
+                            "said": text, "rendering": k, "lead": lead,
+                            "score": round(score, 4), "heard": before, "rechecked": after,
+                            "right_before": normalize(before) == normalize(text),
+                            "right": normalize(heard) == normalize(text)})
                     rule.walls.append(wall)
                     rule.cpus.append(cpu)
                     if normalize(heard) != normalize(text):

@@ -44,7 +44,10 @@ was trained on 30 s windows; with a shorter one, or with the skills' words as it
 friends.", "What colors the sky.", "the chemical symbol for goal"). bench/whisper_window.py
 (Piper renderings of the open questions, as live turns): 56 wrong of 360 at 10 s, 61 at
 8 s, 56 at 12 s, 50 at 20 s, 41 at 30 s, 98 with the audio plus 2 s; 44 with this
-check (110 and 93 of 720, 9 % decoded at 30 s). The log-mel input does not depend on
+check (110 and 93 of 720, 9 % decoded at 30 s). The decode without the prompt (~45 ms
+on the way to the final) runs only when the first transcript is doubtful: its decode's
+score (log-probability per token) is below `recheck_below_score`, as for a third of the
+open questions (45 wrong of 360 instead of 44). The log-mel input does not depend on
 the window: it is normalised to the loudest frame, and the padding is digital silence,
 clamped to the same floor however long it is (the speech's frames are equal at 10, 15
 and 30 s); what changes is how many frames the encoder attends over.
@@ -230,6 +233,13 @@ class WhisperOptions:
     window, when its transcripts with and without the bias prompt disagree (0: no
     check; without bias phrases there is nothing to compare: no check either; see the
     module docstring)."""
+    recheck_below_score: float = -0.18
+    """Only an open question whose decode scored below this (the beam's length-normalised
+    log-probability per token, natural log) is rechecked; 0: every one. The mishearings
+    the recheck mends score low (-0.17 to -0.53; 'capital of friends' -0.22 and -0.32).
+    bench/whisper_window.py, 360 turns (--renderings 4), wrong finals and share of open
+    questions rechecked by threshold: 0 (all) 44 / 100 %, -0.15 44 / 50 %, -0.18 45 /
+    32 %, -0.2 46 / 24 %, -0.25 48 / 13 %, -0.3 48 / 9 %; the 10 s window alone 56."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +276,8 @@ class _Decode:
     checked: bool = False
     """Whether the second pass and the recheck have seen `text` (or there are none to
     do)."""
+    score: float = 0.0
+    """The decoder's score of `text` (log-probability per token)."""
 
 
 class WhisperRecognizer(SpeechRecognizer):
@@ -381,28 +393,30 @@ class WhisperRecognizer(SpeechRecognizer):
         features = np.ascontiguousarray(features[None, :, :wanted], dtype=np.float32)
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(features),
                                            to_cpu=True)
-        text = self._generate(encoded, self._prompt_tokens, frames / self.sample_rate)
+        text, score = self._generate(encoded, self._prompt_tokens, frames / self.sample_rate)
         if text is None:
             return _Decode(generation, frames, "", window, checked=True)
         decoded = _Decode(generation, frames, text, window, encoded, samples,
-                          checked=not self._checks(window))
+                          checked=not self._checks(window), score=score)
         return self._check(decoded) if second_pass else decoded
 
     def _generate(self, encoded: Any, prompt: list[int], seconds: float,
-                  beam_size: int = 0) -> str | None:
+                  beam_size: int = 0) -> tuple[str | None, float]:
         """The text the decoder reads in `encoded` after `prompt` (with `beam_size`, 0: the
-        options'); None when it hears no speech."""
+        options'; None when it hears no speech) and its score (log-probability per
+        token)."""
         result = self._model.model.generate(
             encoded, [prompt], beam_size=beam_size or self.options.beam_size,
             # the limit counts the prompt too; a few tokens a second stops a runaway loop
             max_length=len(prompt) + int(16 + 10 * seconds),
-            return_no_speech_prob=True, suppress_blank=True,
+            return_no_speech_prob=True, return_scores=True, suppress_blank=True,
             no_repeat_ngram_size=self.options.no_repeat_ngram_size,
         )[0]
+        score = float(result.scores[0])
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
-            return None
+            return None, score
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        return without_repeats(self._tokenizer.decode(tokens))
+        return without_repeats(self._tokenizer.decode(tokens)), score
 
     def _checks(self, window: float) -> bool:
         """Whether a decode with `window` gets a second pass or a recheck."""
@@ -431,7 +445,11 @@ class WhisperRecognizer(SpeechRecognizer):
         seconds = decoded.frames / self.sample_rate
         # greedy: as good a judge here as the beam (28 against 26 wrong of 240 renderings),
         # and this decode is on the way to the final (45 against 78 ms)
-        bare = self._generate(decoded.encoded, self._bare_prompt_tokens, seconds, beam_size=1)
+        threshold = self.options.recheck_below_score
+        if threshold and decoded.score >= threshold:
+            return decoded.text
+        bare, _ = self._generate(decoded.encoded, self._bare_prompt_tokens, seconds,
+                                 beam_size=1)
         if bare is not None and _words(bare) == _words(decoded.text):
             return decoded.text
         assert decoded.samples is not None

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,17 +40,20 @@ def _recognizer(model_dir: Path, options: WhisperOptions) -> WhisperRecognizer:
 
 
 def _heard(recognizer: WhisperRecognizer, voice: PiperSynthesizer, text: str,
-           lead_seconds: float) -> tuple[str, list[float]]:
-    """(final, windows of the decodes run) of `text` after `lead_seconds` of quiet, fed at
-    once (the partial it starts covers all the speech and is the pause's decode), then
-    0.3 s of quiet in blocks."""
+           lead_seconds: float) -> tuple[str, list[float], list[float]]:
+    """(final, windows of the decodes run, their scores) of `text` after `lead_seconds` of
+    quiet, fed at once (the partial it starts covers all the speech and is the pause's
+    decode), then 0.3 s of quiet in blocks."""
     windows: list[float] = []
-    decode: Callable[..., object] = recognizer._decode
+    scores: list[float] = []
+    decode: Callable[..., Any] = recognizer._decode
 
     def decoding(samples: np.ndarray, generation: int, window: float,
                  second_pass: bool = False) -> object:
         windows.append(window)
-        return decode(samples, generation, window, second_pass)
+        decoded = decode(samples, generation, window, second_pass)
+        scores.append(decoded.score)
+        return decoded
 
     recognizer._decode = decoding  # type: ignore[method-assign,assignment]
     speech = resample(AudioChunk.concatenate(list(voice.synthesize(text, threading.Event()))),
@@ -57,7 +61,7 @@ def _heard(recognizer: WhisperRecognizer, voice: PiperSynthesizer, text: str,
     recognizer.accept(AudioChunk.concatenate([AudioChunk.silence(lead_seconds, RATE), speech]))
     for _ in range(10):
         recognizer.accept(AudioChunk.silence(BLOCK / RATE, RATE))
-    return recognizer.finish().text, windows
+    return recognizer.finish().text, windows, scores
 
 
 def test_an_open_question_the_short_window_mishears_is_decoded_with_30_s(
@@ -66,13 +70,15 @@ def test_an_open_question_the_short_window_mishears_is_decoded_with_30_s(
     options = WhisperOptions()
     before = _recognizer(whisper_tiny_dir, replace(options, recheck_window_seconds=0.0))
     try:  # the premise: with 0.1 s of pre-roll the 10 s window alone hears "friends"
-        heard, windows = _heard(before, voice, said, 0.1)
+        heard, windows, scores = _heard(before, voice, said, 0.1)
     finally:
         before.close()
     assert normalize(heard) == "what is the capital of friends" and windows == [10.0], heard
+    # ...with a score low enough to be rechecked
+    assert scores[0] < options.recheck_below_score < 0, scores
     recognizer = _recognizer(whisper_tiny_dir, options)
     try:
-        heard, windows = _heard(recognizer, voice, said, 0.1)
+        heard, windows, _ = _heard(recognizer, voice, said, 0.1)
     finally:
         recognizer.close()
     assert normalize(heard) == normalize(said)
@@ -83,7 +89,7 @@ def test_an_open_question_heard_alike_is_not_decoded_again(
         whisper_tiny_dir: Path, voice: PiperSynthesizer) -> None:
     recognizer = _recognizer(whisper_tiny_dir, WhisperOptions())
     try:
-        heard, windows = _heard(recognizer, voice, "What is the largest ocean?", 0.1)
+        heard, windows, _ = _heard(recognizer, voice, "What is the largest ocean?", 0.1)
     finally:
         recognizer.close()
     assert normalize(heard) == "what is the largest ocean"
