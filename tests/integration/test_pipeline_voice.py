@@ -113,21 +113,27 @@ def test_spoken_question_gets_a_spoken_answer_about_paris(
     assistant.subscribe(log)
     assistant.start()
     try:
-        # record at the sink's own rate: soxr resamples better than PulseAudio does
-        with pulse_server.recording_speaker(SINK_RATE) as recorded:
-            ask_by_voice(assistant, log, pulse_server, question_wav, 0)
+        # asked again when misheard, as a person would: PocketSphinx once heard "what is
+        # the capital of brands" in a fresh-clone run (the recording is the same, what
+        # the capture hands it varies a little)
+        for attempt in range(2):
+            # record at the sink's own rate: soxr resamples better than PulseAudio does
+            with pulse_server.recording_speaker(SINK_RATE) as recorded:
+                ask_by_voice(assistant, log, pulse_server, question_wav, attempt)
+            if "france" in log.of(FinalTranscript)[-1].text:
+                break
     finally:
         assistant.shutdown(timeout=30)  # the shared engine must be idle after
-    heard_question = log.of(FinalTranscript)[0].text
+    heard_question = log.of(FinalTranscript)[-1].text
     assert "capital" in heard_question and "france" in heard_question
-    reply = log.of(ReplyFinished)[0].text
+    reply = log.of(ReplyFinished)[-1].text
     assert "paris" in reply.lower(), reply
     spoken = recorded[0]
     assert rms(spoken) > 0.01, "nothing came out of the speaker"
     heard, judged, free = cities_heard(pocketsphinx_en_dir, spoken, reply, tmp_path)
     print(f"reply {reply!r} recognized back as {judged!r} (free speech model: {free!r})")
     assert heard == ["paris"], (reply, judged, free)
-    metrics = log.of(TurnMetrics)[0]
+    metrics = log.of(TurnMetrics)[-1]
     assert 0 < metrics.first_token_ms <= metrics.first_audio_ms <= metrics.total_ms
 
 
