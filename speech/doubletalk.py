@@ -104,6 +104,9 @@ class BargeInDetector:
         self._before: collections.deque[np.ndarray] = collections.deque(
             maxlen=self._pre_roll + self._onset_span)
         self._recent: collections.deque[bool] = collections.deque(maxlen=self._onset_span)
+        self._recent_levels: collections.deque[float] = collections.deque(
+            maxlen=self._onset_span)
+        """The levels of `_recent`'s windows that count as speech (0 for the others)."""
         self._held: list[np.ndarray] | None = None
         """Audio since the onset (pre-roll first) while paused; None when not paused."""
         self._voiced = 0
@@ -143,10 +146,7 @@ class BargeInDetector:
             offset += self._frame
             rms = self._rms(frame)  # (all always: the floor and Silero need every window)
             loud = rms >= self._threshold(rms)
-            voiced = self._classifier.is_speech(frame) and loud
-            if voiced:
-                self._burst_peak = max(self._burst_peak, rms)
-            event = self._step(frame, voiced)
+            event = self._step(frame, self._classifier.is_speech(frame) and loud, rms)
             if event is not None:
                 events.append(event)
         self._pending = self._pending[offset:].copy()
@@ -167,25 +167,28 @@ class BargeInDetector:
             threshold = max(threshold, self._leak_ratio * self._leak_level)
         return threshold
 
-    def _step(self, frame: np.ndarray, voiced: bool) -> BargeInEvent | None:
+    def _step(self, frame: np.ndarray, voiced: bool, rms: float) -> BargeInEvent | None:
         self._frames_seen += 1
         if self._held is None:
             self._before.append(frame)
             self._recent.append(voiced)
+            self._recent_levels.append(rms if voiced else 0.0)
             if sum(self._recent) < self._onset_windows:
                 return None
             self._held = list(self._before)
             self._voiced = sum(self._recent)
-            self._burst_peak = max(self._rms(f) for f, v in zip(
-                list(self._before)[-len(self._recent):], self._recent, strict=True) if v)
+            self._burst_peak = max(self._recent_levels)
             self._since_onset = self._voiced_after = self._quiet_after = 0
             self._extra_drain = 0
             self._before.clear()
             self._recent.clear()
+            self._recent_levels.clear()
             return BargeInEvent(BargeInKind.ONSET, self._seconds())
         self._held.append(frame)
         self._since_onset += 1
         self._voiced += voiced
+        if voiced:
+            self._burst_peak = max(self._burst_peak, rms)
         drain = self._drain + self._extra_drain
         if self._since_onset > drain:  # what the speaker said before the pause is in
             self._voiced_after += voiced

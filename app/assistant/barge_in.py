@@ -149,7 +149,7 @@ class BargeInBySpeech:
 
     def _settling(self) -> bool:
         """In the reply's first `ECHO_SETTLE_SECONDS`, while the canceller settles."""
-        return self._paused is None and self._into_reply() < ECHO_SETTLE_SECONDS
+        return self._into_reply() < ECHO_SETTLE_SECONDS
 
     def _into_reply(self) -> float:
         return time.monotonic() - (self._speaking_since or time.monotonic())
