@@ -166,7 +166,7 @@ def without_repeats(text: str) -> str:
     pieces = _SENTENCE_END.split(text.strip())
     out = []
     for i, sentence in enumerate(pieces):
-        words = _NON_WORD.sub(" ", sentence.lower()).split()
+        words = _words(sentence)
         unfinished = i == len(pieces) - 1 and not sentence.rstrip().endswith((".", "?", "!"))
         if not any(SequenceMatcher(None, words, earlier).ratio() >= REPEAT_SIMILARITY
                    or (unfinished and words[:2] == earlier[:2]) for earlier in said):
@@ -444,12 +444,12 @@ class WhisperRecognizer(SpeechRecognizer):
     def _recheck(self, decoded: _Decode) -> str:
         """An open question's transcript, or Whisper's with its own window when the
         decoder hears other words without the bias prompt (see the module docstring)."""
-        seconds = decoded.frames / self.sample_rate
-        # greedy: as good a judge here as the beam (28 against 26 wrong of 240 renderings),
-        # and this decode is on the way to the final (45 against 78 ms)
         threshold = self.options.recheck_below_score
         if threshold and decoded.score >= threshold:
             return decoded.text
+        seconds = decoded.frames / self.sample_rate
+        # greedy: as good a judge here as the beam (28 against 26 wrong of 240 renderings),
+        # and this decode is on the way to the final (45 against 78 ms)
         bare, _ = self._generate(decoded.encoded, self._bare_prompt_tokens, seconds,
                                  beam_size=1)
         if bare is not None and _words(bare) == _words(decoded.text):
