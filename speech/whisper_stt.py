@@ -35,8 +35,8 @@ best sentence replaces the transcript when its log-probability is at most
 sentence of the grammar and stays as heard. The pass runs with the decode started in
 a pause, so a final taken from it costs nothing more.
 
-An open question (a transcript no skill sentence replaced) decoded with the short
-window is checked once more: the decoder runs again (greedy) on the same encoder output
+An open question (a transcript that is not a sentence of the grammar, and that none
+replaced) decoded with the short window is checked once more: the decoder runs again (greedy) on the same encoder output
 without the bias prompt, and when the two transcripts disagree, the audio is decoded with
 Whisper's own 30 s window, whose transcript is taken (`recheck_window_seconds`). Whisper
 was trained on 30 s windows; with a shorter one, or with the skills' words as its
@@ -434,10 +434,11 @@ class WhisperRecognizer(SpeechRecognizer):
         (see the module docstring)."""
         if decoded.checked or decoded.generation != self._generation:
             return decoded
-        text = decoded.text
+        text, skill_sentence = decoded.text, False
         if self.skill_sentences is not None and text and decoded.encoded is not None:
-            text = self._second_pass(decoded.encoded, decoded.frames / self.sample_rate, text)
-        if text == decoded.text and text and self._rechecks(decoded.window):
+            text, skill_sentence = self._second_pass(
+                decoded.encoded, decoded.frames / self.sample_rate, text)
+        if not skill_sentence and text and self._rechecks(decoded.window):
             text = self._recheck(decoded)
         return replace(decoded, text=text, checked=True)
 
@@ -459,8 +460,10 @@ class WhisperRecognizer(SpeechRecognizer):
         return self._decode(decoded.samples, decoded.generation,
                             self.options.recheck_window_seconds).text
 
-    def _second_pass(self, encoded: Any, seconds: float, heard: str) -> str:
-        """The grammar sentence that replaces `heard`, or `heard` itself."""
+    def _second_pass(self, encoded: Any, seconds: float, heard: str) -> tuple[str, bool]:
+        """The grammar sentence that replaces `heard`, or `heard` itself; and whether that
+        is a sentence of the grammar (a request, which the recheck leaves alone: its
+        decode without the bias prompt hears the skills' words worse)."""
         assert self.skill_sentences is not None
         options = self.options
         candidates = self.skill_sentences.nearest(
@@ -468,7 +471,8 @@ class WhisperRecognizer(SpeechRecognizer):
             max_distance=options.second_pass_max_distance)
         heard_words = spoken_words(heard)
         if not candidates or candidates[0].text.split() == heard_words:
-            return heard  # already a sentence of the grammar (or nothing near it)
+            # already a sentence of the grammar (or nothing near it)
+            return heard, bool(candidates)
         # each sentence written in the transcript's own style (Whisper writes "12" or
         # "twelve" by what it heard, and scores the other spelling lower)
         digits = any(ch.isdigit() for ch in heard)
@@ -489,7 +493,7 @@ class WhisperRecognizer(SpeechRecognizer):
             tuple((f, score, c.distance)
                   for (c, f), score in zip(written_forms, scores[1:], strict=True)))
         log.debug("second pass: %s", self.last_second_pass)
-        return sentence if replaced else heard
+        return (sentence, True) if replaced else (heard, False)
 
     def _score(self, encoded: Any, seconds: float, texts: Sequence[str]) -> list[float]:
         """Log-probability of each text given the audio (forced decoding). The decoder

@@ -94,3 +94,28 @@ def test_an_open_question_heard_alike_is_not_decoded_again(
         recognizer.close()
     assert normalize(heard) == "what is the largest ocean"
     assert windows == [10.0]
+
+
+def test_a_request_heard_as_a_skill_sentence_is_not_rechecked(
+        whisper_tiny_dir: Path, voice: PiperSynthesizer) -> None:
+    """The recheck is for open questions: a transcript that is a sentence of the skills'
+    grammar stays as heard, even when every transcript would be rechecked. (A fresh-clone
+    run heard "What day is next Friday?" in the pause; the decode without the bias prompt
+    heard "What they does next Friday?", and the 30 s decode that followed, "What day does
+    next Friday.", which no skill understands.)"""
+    recognizer = _recognizer(whisper_tiny_dir, WhisperOptions(recheck_below_score=0.0))
+    prompts: list[list[int]] = []
+    generate: Callable[..., Any] = recognizer._generate
+
+    def generating(encoded: object, prompt: list[int], *args: Any, **kwargs: Any) -> Any:
+        prompts.append(prompt)
+        return generate(encoded, prompt, *args, **kwargs)
+
+    recognizer._generate = generating  # type: ignore[method-assign]
+    try:
+        heard, windows, _ = _heard(recognizer, voice, "What date is next Friday?", 0.1)
+    finally:
+        recognizer.close()
+    assert normalize(heard) in {"what date is next friday", "what day is next friday"}, heard
+    assert prompts and recognizer._bare_prompt_tokens not in prompts
+    assert windows == [10.0]

@@ -219,7 +219,10 @@ def test_shutdown_while_speaking_finishes_the_current_sentence() -> None:
 
 
 def test_beeps_mark_listening_start_and_stop() -> None:
-    stages = Stages()
+    # the reply's first word comes 0.25 s after the question: the stop beep gives way to
+    # reply audio already waiting for the speaker (voice.py), which a loaded machine's
+    # playback thread could otherwise find queued behind it
+    stages = Stages(engine=FakeEngine(token_seconds=0.25))
     run_pipeline([("press",), ("state", State.LISTENING), ("say", 0.1), ("release",),
                   ("wait", TurnMetrics)], stages, fake_settings(audio={"beeps": True}))
     # two beeps, then the reply's four chunks
