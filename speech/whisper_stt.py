@@ -36,8 +36,9 @@ sentence of the grammar and stays as heard. The pass runs with the decode starte
 a pause, so a final taken from it costs nothing more.
 
 An open question (a transcript that is not a sentence of the grammar, and that none
-replaced) decoded with the short window is checked once more: the decoder runs again (greedy) on the same encoder output
-without the bias prompt, and when the two transcripts disagree, the audio is decoded with
+replaced) decoded with the short window is checked once more: the decoder runs again
+(greedy) on the same encoder output without the bias prompt, and when the two
+transcripts disagree, the audio is decoded with
 Whisper's own 30 s window, whose transcript is taken (`recheck_window_seconds`). Whisper
 was trained on 30 s windows; with a shorter one, or with the skills' words as its
 "previous text", a word it hears as marginal tips more often ("What is the capital of
