@@ -33,7 +33,8 @@ _TITLES = {
     "HearthConvertUnit": "Units", "HassSetVolume": "Volume", "HassSetVolumeRelative": "Volume",
     "HearthRepeat": "Repeat", "HearthStop": "Stop", "HassNevermind": "Stop",
     "HearthDayDate": "Calendar", "HearthMonthDays": "Calendar", "HearthYearMonth": "Calendar",
-    "HearthDaysUntil": "Calendar", "HearthPartOfDay": "Clock",
+    "HearthDaysUntil": "Calendar", "HearthPartOfDay": "Clock", "HearthTimeIn": "Clock",
+    "HearthTimeAfter": "Clock",
 }
 
 _BIAS = {

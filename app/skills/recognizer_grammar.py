@@ -9,8 +9,9 @@ The templates are the ones the skills match (Home Assistant's and Hearth's, thro
 - the calendar's word lists ({weekday}, {month}, {relative_day}, {holiday}) keep their
   words as values;
 - wildcards get plausible values: `{duration}`, `{when}` (clock times), `{timer_name}`,
-  `{number}` and `{unit}`; an arithmetic `{expression}` and a unit `{quantity}` become
-  small sub-templates ("{number} plus {number}", "{number} {unit}");
+  `{number}`, `{unit}` and `{place}` (the places of `app.skills.places`); an arithmetic
+  `{expression}` and a unit `{quantity}` become small sub-templates ("{number} plus
+  {number}", "{number} {unit}");
 - sentences about areas, floors and devices (Home Assistant's, for a smart home) and
   reminders with a free-text message are left out: no value list can stand for them.
 
@@ -54,7 +55,7 @@ _SUBTEMPLATES = {
 """Slots that stand for a small sentence shape (number ranges become `{number}`)."""
 _WORD_LISTS = ("relative_day", "weekday", "month", "holiday")
 """Hearth's template lists whose words are the grammar's values (assets/skills/en)."""
-_LISTS = {"duration", "when", "timer_name", "number", "unit", *_WORD_LISTS}
+_LISTS = {"duration", "when", "timer_name", "number", "unit", "place", *_WORD_LISTS}
 """The slot lists of the grammar (a template with any other slot is left out)."""
 _HOURS = [number_words(h) for h in range(1, 13)]
 _MINUTES = ["o'clock", "oh five", "ten", "fifteen", "twenty", "twenty five", "thirty",
@@ -104,6 +105,13 @@ def units() -> list[str]:
     for unit in UNITS.values():
         names += [unit.singular.lower(), unit.plural.lower()]
     return list(dict.fromkeys([*names, "celsius", "fahrenheit"]))
+
+
+def place_names() -> list[str]:
+    """The places whose time Hearth tells, in spoken form ("new york", "south korea")."""
+    from app.skills.places import places
+
+    return [name for name in places() if re.fullmatch(r"[a-z' ]+", name)]
 
 
 def _template_strings(language: str, extra_files: tuple[Path, ...]
@@ -158,5 +166,5 @@ def recognizer_grammar(language: str = "en",
         return None
     templates, words = _template_strings(language, extra_files)
     lists = {"duration": durations(), "when": clock_times(), "timer_name": list(TIMER_NAMES),
-             "number": numbers(), "unit": units(), **words}
+             "number": numbers(), "unit": units(), "place": place_names(), **words}
     return SentenceGrammar.from_sentences(templates, lists)

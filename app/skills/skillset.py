@@ -19,12 +19,14 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from app.assistant.reply import SkillAnswer
 from app.events import Announcement, Event, ReplyFinished, Silenced
 from app.skills.arithmetic import NoValueError, parse_expression
 from app.skills.intents import IntentMatcher, Match
 from app.skills.numbers import parse_number
+from app.skills.places import find_place
 from app.skills.timers import Timer, TimerError, TimerService, TimerStore, local_time
 from app.skills.units import Converter, find_unit, parse_quantity
 from app.skills.user import SkillActionError, UserAction
@@ -49,7 +51,8 @@ _EN_PRONOUNS = {"my": "your", "me": "you", "i": "you", "myself": "yourself", "i'
 _READ_ONLY_INTENTS = frozenset({"HassGetCurrentTime", "HassGetCurrentDate", "HassTimerStatus",
                                 "HearthArithmetic", "HearthConvertUnit", "HearthRepeat",
                                 "HearthDayDate", "HearthMonthDays", "HearthPartOfDay",
-                                "HearthYearMonth", "HearthDaysUntil"})
+                                "HearthYearMonth", "HearthDaysUntil", "HearthTimeIn",
+                                "HearthTimeAfter"})
 """Intents whose handlers change nothing (`SkillSet.claims` may run them)."""
 
 
@@ -93,6 +96,8 @@ class SkillSet:
             "HearthPartOfDay": self._part_of_day,
             "HearthYearMonth": self._year_month,
             "HearthDaysUntil": self._days_until,
+            "HearthTimeIn": self._time_in,
+            "HearthTimeAfter": self._time_after,
             "HassStartTimer": self._start_timer,
             "HassCancelTimer": self._cancel_timer,
             "HassCancelAllTimers": self._cancel_all,
@@ -282,6 +287,52 @@ class SkillSet:
         now = self._now()
         return self._reply(match, "date", {"date": now.date().isoformat()},
                            date=self._say(match.language).date(now))
+
+    def _time_in(self, match: Match) -> SkillAnswer | None:
+        """ "what time is it in Tokyo": the time there, with its weekday when that is not
+        today's here; a country with more than one offset now gives each (up to three)."""
+        place = find_place(str(match.slots.get("place", "")))
+        if place is None:
+            return None  # not a place of the time zone database: the model answers
+        say = self._say(match.language)
+        now = self._now()
+        by_offset: dict[timedelta | None, datetime] = {}
+        for zone in place.zones:
+            there = now.astimezone(ZoneInfo(zone))
+            by_offset.setdefault(there.utcoffset(), there)
+        times = list(by_offset.values())
+
+        def worded(there: datetime) -> str:
+            clock = say.clock(there)
+            if there.date() == now.date():
+                return clock
+            return say.say("on_day", time=clock, weekday=say.weekday_name(there.weekday()))
+
+        if len(times) == 1:
+            return self._reply(match, "time_in", {"place": place.name, "zone": place.zones[0],
+                                                  "time": times[0].strftime("%H:%M")},
+                               place=place.name, time=worded(times[0]))
+        first = place.name[:1].upper() + place.name[1:]  # "The United States has ..."
+        if len(times) > 3:
+            return self._reply(match, "time_in_many_zones", {"place": place.name},
+                               place=first, count=len(times))
+        each = [say.say("time_in_zone", time=worded(there),
+                        city=str(there.tzinfo).rsplit("/", 1)[-1].replace("_", " "))
+                for there in times]
+        return self._reply(match, "time_in_zones", {"place": place.name}, place=first,
+                           times=say.list_words(each))
+
+    def _time_after(self, match: Match) -> SkillAnswer | None:
+        """ "what time will it be in three hours" (up to a week ahead)."""
+        seconds = self._duration(match)
+        if seconds is None or seconds > 7 * 24 * 3600:
+            return None
+        say = self._say(match.language)
+        at = self._clock() + seconds
+        return self._reply(match, "time_after",
+                           {"time": local_time(at).strftime("%H:%M"),
+                            "duration_seconds": format_number(seconds)},
+                           duration=say.duration(seconds), time=self._when(at, match.language))
 
     def _day_date(self, match: Match) -> SkillAnswer | None:
         """ "what date is next friday" (the first Friday after today), "what day is

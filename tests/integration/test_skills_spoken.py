@@ -1,8 +1,7 @@
 """Skills end to end, the way a person uses Hearth: requests spoken by the bundled voice
-(Piper) go through `hearth ask --wav` and give the exact time, the right timer and the
-date of next Friday; a
-timer survives `kill -9` of `hearth headless` and is announced after the restart as
-having gone off while Hearth was down."""
+(Piper) go through `hearth ask --wav` and give the exact time (here and in Tokyo), the
+right timer and the date of next Friday; a timer survives `kill -9` of `hearth headless`
+and is announced after the restart as having gone off while Hearth was down."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import signal
 import time
 from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -76,6 +76,23 @@ def test_a_spoken_calendar_question_gets_the_date_not_the_language_model(
     assert intent["slots"]["date"] in {d.isoformat() for d in days}
     assert result["reply"] in {f"Next Friday is {CLOCK.day_of_month(d)}." for d in days} | {
         f"Next Friday is {CLOCK.day_of_month(d, year=True)}." for d in days}, result
+
+
+def test_a_spoken_question_about_the_time_elsewhere_gets_that_zone_s_time(
+    tmp_path: Path,
+) -> None:
+    home = Home(tmp_path)
+    wav = speak(home, "What time is it in Tokyo?")
+    before = datetime.now(ZoneInfo("Asia/Tokyo"))
+    result = ask_wav(home, wav)
+    after = datetime.now(ZoneInfo("Asia/Tokyo"))
+    intent = result["intent"]
+    assert isinstance(intent, dict) and intent["name"] == "HearthTimeIn", result
+    assert intent["slots"]["zone"] == "Asia/Tokyo"
+    # with Tokyo's weekday when it is not today's here
+    replies = {f"In Tokyo it's {CLOCK.clock(at)}{end}" for at in (before, after)
+               for end in (".", f" on {CLOCK.weekday_name(at.weekday())}.")}
+    assert result["reply"] in replies, result
 
 
 def test_a_timer_survives_kill_9_and_rings_after_the_restart(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 `UTTERANCES`: requests as people say them (typed, or as a recognizer writes them:
 lowercase, no punctuation, numbers as words), English and Chinese, each with the
 intent and the slots it must give; at least 97% must be right. `GENERAL`: questions
-for the language model (including near misses: "what time is it in tokyo", "tell me
+for the language model (including near misses: "is it morning in tokyo", "tell me
 about timers in cooking"); at most 1% may be captured by a skill. The clock is fixed
 at Tuesday 1 December 2026, 09:58:30 local time. bench/skills.py speaks the same
 requests.
@@ -28,6 +28,10 @@ what time is it | HassGetCurrentTime | time=09:58
 What time is it? | HassGetCurrentTime | time=09:58
 what's the time | HassGetCurrentTime | time=09:58
 whats the time | HassGetCurrentTime | time=09:58
+what time is it in tokyo | HearthTimeIn | zone=Asia/Tokyo
+what time is it in new york | HearthTimeIn | zone=America/New_York
+what is the time in london | HearthTimeIn | zone=Europe/London
+what time will it be in three hours | HearthTimeAfter | time=12:58
 What is the time now? | HassGetCurrentTime | time=09:58
 what is the time right now | HassGetCurrentTime | time=09:58
 tell me the time | HassGetCurrentTime | time=09:58
@@ -630,13 +634,10 @@ what is a mile
 what is a kilogram
 who defined the meter
 how long is a minute in space
-what time is it in tokyo
-what time is it in new york
 what day is christmas this year
 what day was i born
 what year is it in the chinese calendar
 when is thanksgiving
-what is the time in london
 how much time is left for the planet
 how much time do we have left
 how long until the sun burns out

@@ -27,8 +27,8 @@ def test_the_skills_grammar_is_bounded(grammar: SentenceGrammar) -> None:
     # Home Assistant's 80 000 timer sentence shapes collapse into one {duration} slot
     assert 1000 <= len(grammar.templates) <= 6000
     assert {name: len(values) <= 2000 for name, values in grammar.lists.items()} == \
-        dict.fromkeys(("duration", "when", "timer_name", "number", "unit", "relative_day",
-                       "weekday", "month", "holiday"), True)
+        dict.fromkeys(("duration", "when", "timer_name", "number", "unit", "place",
+                       "relative_day", "weekday", "month", "holiday"), True)
     assert len(list(grammar.sentences(limit=5000))) == 5000
     assert all("{" not in s for s in grammar.sentences(limit=200))
     assert {"timer", "alarm", "pasta", "fifteen", "kilometers"} <= grammar.vocabulary()
@@ -47,6 +47,8 @@ def test_misheard_skill_requests_have_the_request_among_the_nearest(
         ("How many days are in February?", "how many days are in february"),
         ("Is it morning or afternoon?", "is it morning or afternoon"),
         ("What is half of 90?", "what is half of ninety"),
+        ("What time is it in Tokio?", "what time is it in tokyo"),
+        ("What time will it be in 3 hours?", "what time will it be in three hours"),
     ):
         texts = [c.text for c in grammar.nearest(heard, k=12)]
         assert meant in texts, (heard, texts)
