@@ -13,8 +13,9 @@ STAMPS      := .stamps
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEPS_HASH   := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-# Runtime: PortAudio, espeak-ng, PulseAudio client libs; compilers for llama-cpp-python.
-DEB_RUN  := libportaudio2 espeak-ng pulseaudio-utils libasound2-plugins \
+# Runtime: PortAudio, espeak-ng, PulseAudio client libs, the time zone database (the
+# clock's places); compilers for llama-cpp-python.
+DEB_RUN  := libportaudio2 espeak-ng pulseaudio-utils libasound2-plugins tzdata \
             python3-venv python3-dev build-essential cmake \
             libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 \
             libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 \
