@@ -163,7 +163,13 @@ class SkillSet:
                 pass
 
     def attach(self, assistant: AnnouncingAssistant) -> None:
-        """Ring timers through `assistant` (starts the timer service) and follow its events."""
+        """Ring timers through `assistant` (starts the timer service) and follow its events;
+        build pint's unit registry in the background, so that the first unit question of
+        a running assistant does not wait for it (0.2 s and 11 MB here, the first token of
+        "how many days are in a week" 241-478 ms in `hearth bench live` against 71-93 ms
+        the second time)."""
+        threading.Thread(target=self._converter.prepare, name="units-warm-up",
+                         daemon=True).start()
         assistant.subscribe(self._observe)
         synthesizer = assistant.synthesizer  # the sound plays even without a voice
         self.timers.start(lambda text, sound: assistant.announce(text, sound=sound),

@@ -146,10 +146,8 @@ class Converter:
         self._registry: Any = None
         self._lock = threading.Lock()
 
-    def convert(self, value: float, source: Unit, target: Unit) -> float | None:
-        """`value` in `source` expressed in `target`; None when they do not convert."""
-        if source.kind != target.kind:
-            return None
+    def prepare(self) -> Any:
+        """The registry, built now if it was not yet."""
         with self._lock:
             if self._registry is None:
                 import pint
@@ -158,5 +156,13 @@ class Converter:
                 registry.define("jin = 500 * gram")  # the Chinese market pound, 斤
                 registry.define("square_meter = meter ** 2")
                 self._registry = registry
-            quantity = self._registry.Quantity(value, source.pint_name)
+            return self._registry
+
+    def convert(self, value: float, source: Unit, target: Unit) -> float | None:
+        """`value` in `source` expressed in `target`; None when they do not convert."""
+        if source.kind != target.kind:
+            return None
+        registry = self.prepare()
+        with self._lock:
+            quantity = registry.Quantity(value, source.pint_name)
             return float(quantity.to(target.pint_name).magnitude)

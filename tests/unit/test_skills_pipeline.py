@@ -52,3 +52,26 @@ def test_a_timer_rings_during_another_answer(tmp_path: Path) -> None:
     finally:
         assistant.shutdown()
         skills.close()
+
+
+def test_a_running_assistant_builds_the_unit_registry_before_the_first_unit_question(
+        tmp_path: Path) -> None:
+    """pint's registry takes a few hundred milliseconds to build (more on a Pi): attached
+    to an assistant, the skills build it in the background, not in the first unit
+    question's turn."""
+    skills = SkillSet(IntentMatcher(languages=("en",)), TimerStore(tmp_path / "t.sqlite3"))
+    assert skills._converter._registry is None  # nothing built it yet
+    assistant = Assistant(fake_settings(), engine=FakeEngine(), recognizer=None,
+                          synthesizer=FakeSynthesizer(), speaker=FakeSpeaker(), warm_up=False,
+                          skills=skills)
+    skills.attach(assistant)
+    try:
+        deadline = time.monotonic() + 30
+        while skills._converter._registry is None:
+            assert time.monotonic() < deadline, "the unit registry was never built"
+            time.sleep(0.05)
+        answer = skills.answer("how many grams in a pound")
+        assert answer is not None and answer.text == "1 pound is 453.59 grams."
+    finally:
+        assistant.shutdown()
+        skills.close()
