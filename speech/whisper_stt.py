@@ -222,6 +222,12 @@ class WhisperOptions:
     """How much lower (natural log) a grammar sentence's probability may be than the
     transcript's and still replace it, after the penalties below (calibrated on
     bench/stt.py's requests, clean and at 10 dB: see README)."""
+    second_pass_far_distance: float = 1.75
+    """When even the nearest sentence is this far (word edits) from the transcript, as for
+    open questions (1.8-2.2), only `second_pass_far_candidates` of them are scored: each
+    costs ~5 ms of forced decoding on the way to the final, and a far sentence needs
+    nearly as high a probability as the transcript's to replace it."""
+    second_pass_far_candidates: int = 5
     second_pass_distance_weight: float = 2.0
     """Log-probability a sentence loses per word edit between it and the transcript."""
     second_pass_drop_weight: float = 1.0
@@ -474,6 +480,8 @@ class WhisperRecognizer(SpeechRecognizer):
         if not candidates or candidates[0].text.split() == heard_words:
             # already a sentence of the grammar (or nothing near it)
             return heard, bool(candidates)
+        if candidates[0].distance >= options.second_pass_far_distance:
+            candidates = candidates[:options.second_pass_far_candidates]
         # each sentence written in the transcript's own style (Whisper writes "12" or
         # "twelve" by what it heard, and scores the other spelling lower)
         digits = any(ch.isdigit() for ch in heard)

@@ -119,3 +119,22 @@ def test_a_request_heard_as_a_skill_sentence_is_not_rechecked(
     assert normalize(heard) in {"what date is next friday", "what day is next friday"}, heard
     assert prompts and recognizer._bare_prompt_tokens not in prompts
     assert windows == [10.0]
+
+
+def test_an_open_question_far_from_every_skill_sentence_scores_only_the_nearest_few(
+        whisper_tiny_dir: Path, voice: PiperSynthesizer) -> None:
+    """The second pass's forced decoding costs ~5 ms a sentence on the way to the final:
+    when even the nearest skill sentence is far from the transcript, only a few are
+    scored (bench stt: the same 8 clean and 25 10 dB transcripts replaced as scoring 20)."""
+    options = WhisperOptions()
+    recognizer = _recognizer(whisper_tiny_dir, options)
+    try:
+        heard, _, _ = _heard(recognizer, voice, "What color is the sky?", 0.1)
+    finally:
+        recognizer.close()
+    checked = recognizer.last_second_pass
+    assert normalize(heard) == "what color is the sky"
+    assert checked is not None and not checked.replaced
+    assert min(d for _, _, d in checked.candidates) >= options.second_pass_far_distance
+    assert len(checked.candidates) == options.second_pass_far_candidates < \
+        options.second_pass_candidates
