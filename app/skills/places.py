@@ -102,7 +102,17 @@ def _country_names(name: str) -> list[str]:
             names.append(f"{note.capitalize()} {base}")  # "Samoa (American)"
     names = [_with_article(n.replace(" & ", " and ").replace(" Rep.", " Republic"))
              for n in names]
-    return names + [n.replace("St ", "Saint ", 1) for n in names if n.startswith("St ")]
+    return names + [_saint(n) for n in names if _saint(n) != n]
+
+
+def _saint(name: str) -> str:
+    """ "St Lucia" -> "Saint Lucia" (as said back, and a second name to look up)."""
+    return re.sub(r"^(the )?St ", r"\1Saint ", name)
+
+
+def zone_city(zone: str) -> str:
+    """The city a zone is named after: "America/Argentina/Buenos_Aires" -> "Buenos Aires"."""
+    return zone.rsplit("/", 1)[-1].replace("_", " ")
 
 
 _THE_COUNTRIES = ("Netherlands", "Philippines", "Bahamas", "Maldives", "Gambia",
@@ -141,14 +151,13 @@ def places() -> dict[str, Place]:
         for code, names in named:
             for name in names:  # not "Korea", "Congo" or "Samoa": two countries each
                 if said[spoken_key(name)] == 1:
-                    shown = re.sub(r"^(the )?St ", r"\1Saint ", name)  # "St Lucia"
-                    found[spoken_key(name)] = Place(shown, tuple(countries[code]))
+                    found[spoken_key(name)] = Place(_saint(name), tuple(countries[code]))
     # after the countries: an old zone name is no country ("Pacific/Samoa" is Pago Pago,
     # in American Samoa; Samoa is Apia)
     for zone in sorted(available):
         area, _, rest = zone.partition("/")
         if area in _AREAS and rest:
-            city = rest.rsplit("/", 1)[-1].replace("_", " ")
+            city = zone_city(zone)
             found.setdefault(spoken_key(city), Place(city, (zone,)))
     for key, (name, target) in ALIASES.items():
         zones = countries.get(target) or ([target] if target in available else [])

@@ -26,7 +26,7 @@ from app.events import Announcement, Event, ReplyFinished, Silenced
 from app.skills.arithmetic import NoValueError, parse_expression
 from app.skills.intents import IntentMatcher, Match
 from app.skills.numbers import parse_number
-from app.skills.places import find_place
+from app.skills.places import find_place, zone_city
 from app.skills.timers import Timer, TimerError, TimerService, TimerStore, local_time
 from app.skills.units import Converter, find_unit, parse_quantity
 from app.skills.user import SkillActionError, UserAction
@@ -322,8 +322,7 @@ class SkillSet:
         if len(times) > 3:
             return self._reply(match, "time_in_many_zones", {"place": place.name},
                                place=first, count=len(times))
-        each = [say.say("time_in_zone", time=worded(there),
-                        city=str(there.tzinfo).rsplit("/", 1)[-1].replace("_", " "))
+        each = [say.say("time_in_zone", time=worded(there), city=zone_city(str(there.tzinfo)))
                 for there in times]
         return self._reply(match, "time_in_zones", {"place": place.name}, place=first,
                            times=say.list_words(each))
