@@ -38,20 +38,20 @@ a pause, so a final taken from it costs nothing more.
 An open question (a transcript that is not a sentence of the grammar, and that none
 replaced) decoded with the short window is checked once more: the decoder runs again
 (greedy) on the same encoder output without the bias prompt, and when the two
-transcripts disagree, the audio is decoded with
-Whisper's own 30 s window, whose transcript is taken (`recheck_window_seconds`). Whisper
-was trained on 30 s windows; with a shorter one, or with the skills' words as its
-"previous text", a word it hears as marginal tips more often ("What is the capital of
-friends.", "What colors the sky.", "the chemical symbol for goal"). bench/whisper_window.py
-(Piper renderings of the open questions, as live turns): 56 wrong of 360 at 10 s, 61 at
-8 s, 56 at 12 s, 50 at 20 s, 41 at 30 s, 98 with the audio plus 2 s; 44 with this
-check (110 and 93 of 720, 9 % decoded at 30 s). The decode without the prompt (~45 ms
-on the way to the final) runs only when the first transcript is doubtful: its decode's
-score (log-probability per token) is below `recheck_below_score`, as for a third of the
-open questions (45 wrong of 360 instead of 44). The log-mel input does not depend on
-the window: it is normalised to the loudest frame, and the padding is digital silence,
-clamped to the same floor however long it is (the speech's frames are equal at 10, 15
-and 30 s); what changes is how many frames the encoder attends over.
+transcripts disagree, the audio is decoded with Whisper's own 30 s window, whose
+transcript is taken (`recheck_window_seconds`). Whisper was trained on 30 s windows;
+with a shorter one, or with the skills' words as its "previous text", a word it hears as
+marginal tips more often ("What is the capital of friends.", "What colors the sky.",
+"the chemical symbol for goal"). bench/whisper_window.py (Piper renderings of the open
+questions, as live turns): 56 wrong of 360 at 10 s, 61 at 8 s, 56 at 12 s, 50 at 20 s,
+41 at 30 s, 98 with the audio plus 2 s; 44 with this check (110 and 93 of 720, 9 %
+decoded at 30 s). The decode without the prompt (~45 ms on the way to the final) runs
+only when the first transcript is doubtful: its decode's score (log-probability per
+token) is below `recheck_below_score`, as for a third of the open questions (45 wrong of
+360 instead of 44). The log-mel input does not depend on the window: it is normalised to
+the loudest frame, and the padding is digital silence, clamped to the same floor however
+long it is (the speech's frames are equal at 10, 15 and 30 s); what changes is how many
+frames the encoder attends over.
 
 The model is always a local folder (model.bin, config.json, tokenizer.json,
 vocabulary.txt), never a hub name, and HF_HUB_OFFLINE is set before faster-whisper
